@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Every check, in the order a failure is cheapest to read: lint, types, layers, then the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+B="$VENV/bin"
+step() { printf '\n\033[1m== %s ==\033[0m\n' "$*"; }
+
+step "ruff (lint and format)"
+"$B/ruff" check src tests bench
+"$B/ruff" format --check src tests bench
+
+step "mypy --strict src"
+"$B/mypy" --strict src
+
+step "layer contract (import-linter)"
+"$B/lint-imports"
+
+step "pytest (unit, property, integration, end-to-end)"
+# pytest exits 5 when it collects nothing: with -e that fails the run, as it should.
+"$B/pytest" -q -p no:cacheprovider "$@"

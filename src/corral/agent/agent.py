@@ -1,0 +1,204 @@
+"""One agent: dial the master, register, heartbeat, run what it is told, report what happens.
+
+The agent keeps a table of its tasks' latest reports, running and recently finished. On every
+(re)connection it registers with the whole table; finished entries leave the table only when the
+master says it has recorded them (``forget``), so no outcome is lost to a dropped connection or a
+master restart. Reconnects back off exponentially with full jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from corral import __version__
+from corral.agent.runtimes.base import Runtime
+from corral.domain import wire
+from corral.domain.host import HostAttributes
+from corral.domain.resources import Resources
+from corral.domain.states import TaskState
+
+log = logging.getLogger(__name__)
+_json = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    agent_id: str
+    master_url: str  # http(s)://host:port
+    resources: Resources
+    attributes: HostAttributes = field(default_factory=HostAttributes)
+    port_range: tuple[int, int] = (30000, 32767)
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 15.0
+    status_batch_s: float = 0.005  # gather status changes this long into one frame
+
+    @property
+    def stream_url(self) -> str:
+        base = self.master_url.rstrip("/")
+        if base.startswith("https://"):
+            base = "wss://" + base[len("https://") :]
+        elif base.startswith("http://"):
+            base = "ws://" + base[len("http://") :]
+        return base + "/api/v1/agents/stream"
+
+
+class Rejected(Exception):
+    """The master did not accept the registration."""
+
+
+def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random) -> float:
+    """Full jitter: uniform in [0, min(cap, initial * 2^attempt)], so a fleet does not reconnect in step."""
+    return rng.uniform(0, min(cap, initial * 2 ** min(attempt, 30)))
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, runtime: Runtime, rng: random.Random | None = None) -> None:
+        self.config = config
+        self.runtime = runtime
+        self.rng = rng or random.Random()
+        self.table: dict[str, wire.TaskReport] = {}
+        self.connected = asyncio.Event()
+        self.registrations = 0
+        self.paused = False  # tests: stop heartbeating without closing the connection
+        self._outgoing: list[wire.TaskReport] = []
+        self._flush_wake = asyncio.Event()
+        self._ws: ClientConnection | None = None
+        self._stopping = False
+        self._pending: set[asyncio.Task[None]] = set()
+        runtime.bind(self._on_report)
+
+    # -- reports from the runtime ---------------------------------------------------------------
+
+    def _on_report(self, report: wire.TaskReport) -> None:
+        self.table[report.task_id] = report
+        if self._ws is not None:
+            self._outgoing.append(report)
+            self._flush_wake.set()
+
+    # -- connection -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Stay connected to the master until stopped."""
+        for report in await self.runtime.recover():
+            self.table[report.task_id] = report
+        attempt = 0
+        while not self.stopping():
+            try:
+                async with connect(self.config.stream_url, max_size=64 * 2**20, open_timeout=10) as ws:
+                    await self._session(ws)
+                    attempt = 0  # a session that registered resets the backoff
+            except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError, Rejected) as e:
+                log.debug("agent %s: connection failed: %s", self.config.agent_id, e)
+            finally:
+                self._ws = None
+                self.connected.clear()
+            if self.stopping():
+                return
+            delay = backoff_delay(attempt, self.config.backoff_initial_s, self.config.backoff_max_s, self.rng)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    def stopping(self) -> bool:
+        return self._stopping
+
+    async def _session(self, ws: ClientConnection) -> None:
+        register = wire.Register(
+            agent_id=self.config.agent_id,
+            resources=self.config.resources,
+            attributes=self.config.attributes,
+            port_range=self.config.port_range,
+            runtime=self.runtime.name,
+            version=__version__,
+            tasks=tuple(self.table.values()),
+        )
+        await ws.send(_json.encode(wire.encode(register)))
+        reply = wire.decode(msgspec.json.decode(await asyncio.wait_for(ws.recv(), 10)))
+        if not isinstance(reply, wire.Registered):
+            raise Rejected(f"expected registered, got {type(reply).__name__}")
+        self._ws = ws
+        self._outgoing.clear()  # the registration carried the whole table
+        self.registrations += 1
+        self.connected.set()
+        log.info("agent %s registered", self.config.agent_id)
+        loop = asyncio.get_running_loop()
+        helpers = [
+            loop.create_task(self._heartbeat(ws, reply.heartbeat_interval_s)),
+            loop.create_task(self._flush(ws)),
+        ]
+        try:
+            async for raw in ws:
+                await self._handle(wire.decode(msgspec.json.decode(raw)))
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def _heartbeat(self, ws: ClientConnection, interval: float) -> None:
+        seq = 0
+        while True:
+            await asyncio.sleep(interval)
+            if not self.paused:
+                seq += 1
+                with contextlib.suppress(ConnectionClosed):
+                    await ws.send(_json.encode(wire.encode(wire.Heartbeat(seq))))
+
+    async def _flush(self, ws: ClientConnection) -> None:
+        while True:
+            await self._flush_wake.wait()
+            self._flush_wake.clear()
+            if self.config.status_batch_s:
+                await asyncio.sleep(self.config.status_batch_s)
+            batch, self._outgoing = self._outgoing, []
+            if batch and not self.paused:
+                with contextlib.suppress(ConnectionClosed):
+                    await ws.send(_json.encode(wire.encode(wire.Status(tuple(batch)))))
+
+    async def _handle(self, message: wire.Message) -> None:
+        match message:
+            case wire.Launch():
+                for spec in message.tasks:
+                    if spec.task_id in self.table and self.table[spec.task_id].state is TaskState.FINISHED:
+                        continue  # already ran here; the master will hear the outcome
+                    await self.runtime.launch(spec)
+            case wire.Kill():
+                for kill in message.tasks:
+                    self._background(self.runtime.kill(kill.task_id, kill.grace_period_s))
+            case wire.Forget():
+                for task_id in message.task_ids:
+                    report = self.table.get(task_id)
+                    if report is not None and report.state is TaskState.FINISHED:
+                        del self.table[task_id]
+            case _:
+                log.warning("agent %s: unexpected %s", self.config.agent_id, type(message).__name__)
+
+    def _background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def stop(self, *, kill_tasks: bool = True) -> None:
+        self._stopping = True
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        if kill_tasks:
+            await self.runtime.close()
+
+
+def describe(agent: Agent) -> dict[str, Any]:
+    return {
+        "agent_id": agent.config.agent_id,
+        "connected": agent.connected.is_set(),
+        "tasks": len(agent.table),
+        "registrations": agent.registrations,
+    }

@@ -1,0 +1,86 @@
+"""Many agents in one process: a simulated fleet for tests, demos and benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from corral.agent.agent import Agent, AgentConfig
+from corral.agent.runtimes.base import Runtime
+from corral.agent.runtimes.sim import SimRuntime
+from corral.domain.host import HostAttributes
+from corral.domain.resources import Resources
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSpec:
+    count: int = 3
+    id_prefix: str = "sim"
+    cpu: float = 8.0
+    memory_mb: int = 32768
+    disk_mb: int = 500_000
+    network_mbps: int = 10_000
+    gpu: int = 0
+    zones: tuple[str, ...] = ("zone-a", "zone-b", "zone-c")
+    instance_type: str = "sim.2xlarge"
+    host_group: str = "default"
+    heartbeat_backoff_max_s: float = 5.0
+
+    def config(self, index: int, master_url: str) -> AgentConfig:
+        return AgentConfig(
+            agent_id=f"{self.id_prefix}-{index:04d}",
+            master_url=master_url,
+            resources=Resources(self.cpu, self.memory_mb, self.disk_mb, self.network_mbps, self.gpu),
+            attributes=HostAttributes(
+                zone=self.zones[index % len(self.zones)],
+                instance_type=self.instance_type,
+                host_group=self.host_group,
+            ),
+            backoff_max_s=self.heartbeat_backoff_max_s,
+        )
+
+
+class AgentPool:
+    def __init__(
+        self,
+        master_url: str,
+        spec: FleetSpec,
+        runtime_factory: Callable[[], Runtime] = SimRuntime,
+        seed: int | None = None,
+    ) -> None:
+        rng = random.Random(seed)
+        self.agents = [
+            Agent(spec.config(i, master_url), runtime_factory(), random.Random(rng.random()))
+            for i in range(spec.count)
+        ]
+        self._runs: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._runs = [loop.create_task(a.run()) for a in self.agents]
+
+    async def wait_connected(self, within_s: float = 30.0) -> None:
+        await asyncio.wait_for(asyncio.gather(*(a.connected.wait() for a in self.agents)), within_s)
+
+    async def run(self) -> None:
+        self.start()
+        await asyncio.gather(*self._runs)
+
+    async def stop(self, *, kill_tasks: bool = True) -> None:
+        await asyncio.gather(*(a.stop(kill_tasks=kill_tasks) for a in self.agents))
+        for run in self._runs:
+            run.cancel()
+        await asyncio.gather(*self._runs, return_exceptions=True)
+
+    def agent(self, agent_id: str) -> Agent:
+        return next(a for a in self.agents if a.config.agent_id == agent_id)
+
+    def runtime_of(self, task_id: str) -> SimRuntime | None:
+        """The sim runtime running ``task_id``, if any agent here runs it."""
+        for a in self.agents:
+            runtime = a.runtime
+            if isinstance(runtime, SimRuntime) and task_id in runtime.running:
+                return runtime
+        return None

@@ -1,0 +1,98 @@
+"""``/api/v1/agents/stream``: the WebSocket agents dial into. The first message must be ``register``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from corral.control.agents import AgentSession
+from corral.control.master import Master
+from corral.domain import wire
+from corral.domain.errors import ValidationError
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+REGISTER_TIMEOUT_S = 10.0
+_json = msgspec.json.Encoder()
+_CLOSE = object()
+
+
+class WebSocketChannel:
+    """Queues outgoing messages so the leader never waits on a slow agent; a pump drains the queue."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        self.ws = ws
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.close_reason = ""
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.queue.put_nowait(message)
+
+    def close(self, reason: str) -> None:
+        self.close_reason = reason
+        self.queue.put_nowait(_CLOSE)
+
+    async def pump(self) -> None:
+        while True:
+            message = await self.queue.get()
+            if message is _CLOSE:
+                with contextlib.suppress(Exception):
+                    await self.ws.close(code=4000, reason=self.close_reason[:120])
+                return
+            await self.ws.send_bytes(_json.encode(message))
+
+
+async def _receive(ws: WebSocket) -> Any:
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    raw = message.get("bytes") or message.get("text") or b""
+    try:
+        return msgspec.json.decode(raw)
+    except msgspec.DecodeError as e:
+        raise ValidationError("bad_message", f"not JSON: {e}") from e
+
+
+@router.websocket("/api/v1/agents/stream")
+async def agent_stream(ws: WebSocket) -> None:
+    master: Master | None = getattr(ws.app.state, "master", None)
+    await ws.accept()
+    if master is None or not master.ready:
+        await ws.close(code=1013, reason="master not ready")
+        return
+    try:
+        first = wire.decode(await asyncio.wait_for(_receive(ws), REGISTER_TIMEOUT_S))
+    except (TimeoutError, ValidationError, WebSocketDisconnect) as e:
+        with contextlib.suppress(Exception):
+            await ws.close(code=1008, reason=f"expected a register message: {e}"[:120])
+        return
+    if not isinstance(first, wire.Register):
+        await ws.close(code=1008, reason="the first message must be register")
+        return
+    channel = WebSocketChannel(ws)
+    session: AgentSession = await master.hub.register(channel, first)
+    pump = asyncio.get_running_loop().create_task(channel.pump())
+    why = "connection closed"
+    try:
+        while session.open:
+            try:
+                message = wire.decode(await _receive(ws))
+            except ValidationError as e:
+                log.warning("agent %s: dropped a bad message: %s", session.host_id, e.message)
+                continue
+            master.hub.on_message(session, message)
+    except WebSocketDisconnect:
+        pass
+    except Exception as e:  # the connection broke in some other way
+        why = f"connection error: {e}"
+    finally:
+        master.hub.disconnect(session, why)
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await pump

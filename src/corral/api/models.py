@@ -1,0 +1,134 @@
+"""Request bodies: the shape and types of what clients send. Value rules live in ``domain.validation``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from corral.domain.codec import from_builtins
+from corral.domain.job import Capacity, JobDescriptor
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class OwnerModel(Strict):
+    team_email: str = Field(description="the owning team's email; required, so someone can be paged")
+
+
+class JobGroupModel(Strict):
+    stack: str = ""
+    detail: str = ""
+    sequence: str = ""
+
+
+class ImageModel(Strict):
+    name: str
+    tag: str | None = None
+    digest: str | None = None
+
+
+class ResourcesModel(Strict):
+    cpu: float = Field(1.0, description="cores, fractional")
+    memory_mb: int = 512
+    disk_mb: int = 1024
+    network_mbps: int = 128
+    gpu: int = 0
+    ports: int = Field(0, description="how many dynamic host ports to assign")
+    shm_mb: int = 64
+
+
+class SecurityModel(Strict):
+    security_groups: list[str] = Field(default_factory=lambda: ["default"])
+    role: str = ""
+
+
+Constraints = dict[str, str | bool]
+
+
+class ContainerModel(Strict):
+    image: ImageModel
+    entrypoint: list[str] = Field(default_factory=list)
+    command: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    resources: ResourcesModel = Field(default_factory=ResourcesModel)
+    security: SecurityModel = Field(default_factory=SecurityModel)
+    hard_constraints: Constraints = Field(default_factory=dict)
+    soft_constraints: Constraints = Field(default_factory=dict)
+    kill_grace_period_s: int = 10
+
+    @field_validator("hard_constraints", "soft_constraints")
+    @classmethod
+    def _as_text(cls, value: Constraints) -> Constraints:
+        return {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in value.items()}
+
+
+class ImmediateRetry(Strict):
+    kind: Literal["immediate"]
+    retries: int = 0
+
+
+class DelayedRetry(Strict):
+    kind: Literal["delayed"]
+    retries: int = 0
+    initial_delay_ms: int = 0
+    delay_ms: int = 0
+
+
+class ExponentialRetry(Strict):
+    kind: Literal["exponential"]
+    retries: int = 0
+    initial_delay_ms: int = 1000
+    max_delay_ms: int = 60000
+
+
+RetryPolicyModel = Annotated[ImmediateRetry | DelayedRetry | ExponentialRetry, Field(discriminator="kind")]
+
+
+class BatchModel(Strict):
+    size: int = 1
+    runtime_limit_s: int | None = None
+    retry_policy: RetryPolicyModel = Field(default_factory=lambda: ImmediateRetry(kind="immediate"))
+    retry_on_runtime_limit: bool = False
+
+
+class CapacityModel(Strict):
+    min: int = 0
+    desired: int = 1
+    max: int = 1
+
+    def to_domain(self) -> Capacity:
+        return Capacity(self.min, self.desired, self.max)
+
+
+class ServiceModel(Strict):
+    capacity: CapacityModel = Field(default_factory=CapacityModel)
+    enabled: bool = True
+    retry_policy: RetryPolicyModel = Field(default_factory=lambda: ExponentialRetry(kind="exponential"))
+
+
+class JobSpec(Strict):
+    """A job descriptor as submitted: exactly one of ``batch`` or ``service``."""
+
+    owner: OwnerModel
+    application: str
+    capacity_group: str = "default"
+    job_group: JobGroupModel | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    container: ContainerModel
+    batch: BatchModel | None = None
+    service: ServiceModel | None = None
+
+    def to_domain(self) -> JobDescriptor:
+        data: dict[str, Any] = self.model_dump()
+        return from_builtins(data, JobDescriptor)
+
+
+class EnabledModel(Strict):
+    enabled: bool
+
+
+class PruneModel(Strict):
+    older_than_s: float = Field(ge=0)

@@ -1,0 +1,57 @@
+"""``/api/v1/tasks``: read, list and kill tasks, and ask why one is pending."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from corral.api.deps import master_of
+from corral.api.views import task_view
+from corral.control.master import Master
+from corral.domain.codec import to_builtins
+from corral.domain.errors import ConflictError
+from corral.domain.states import TaskState
+from corral.store.protocol import TaskQuery
+
+router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
+MasterDep = Annotated[Master, Depends(master_of)]
+
+
+@router.get("", summary="List tasks, in creation order")
+async def list_tasks(
+    master: MasterDep,
+    job: str | None = None,
+    state: Annotated[list[TaskState] | None, Query()] = None,
+    host: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 100,
+    after: str | None = None,
+) -> dict[str, Any]:
+    query = TaskQuery(job_id=job, states=frozenset(state or ()), host_id=host, after_id=after, limit=limit)
+    page = await master.queries.list_tasks(query)
+    return {"items": [task_view(master, t) for t in page.items], "next": page.next_after}
+
+
+@router.get("/{task_id}", summary="Get a task, with its history and, if pending, why")
+async def get_task(task_id: str, master: MasterDep) -> dict[str, Any]:
+    return task_view(master, await master.queries.get_task(task_id))
+
+
+@router.get("/{task_id}/placement", summary="Why a task is where it is, or why it is still pending")
+async def placement(task_id: str, master: MasterDep) -> dict[str, Any]:
+    task = await master.queries.get_task(task_id)
+    out: dict[str, Any] = {"task_id": task.id, "state": task.state.value, "host_id": task.host_id}
+    if task.state is TaskState.ACCEPTED:
+        pending = master.scheduler.explain(task.id)
+        out["pending"] = to_builtins(pending) if pending is not None else None
+    return out
+
+
+@router.post("/{task_id}/kill", summary="Kill a task; a service job replaces it unless shrink=true")
+async def kill_task(task_id: str, master: MasterDep, shrink: bool = False) -> dict[str, Any]:
+    task = await master.queries.get_task(task_id)
+    if task.id not in master.state.tasks or task.is_finished:
+        raise ConflictError("task_finished", f"task {task_id} has already finished")
+    killed = master.jobs.kill_task(task_id, shrink)
+    await master.writer.flush()
+    return task_view(master, killed)

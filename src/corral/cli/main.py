@@ -1,0 +1,89 @@
+"""The ``corral`` command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from corral import __version__
+from corral.cli import hosts, jobs, servers, tasks
+from corral.cli.client import default_master
+from corral.cli.context import Settings, api_errors, settings
+from corral.cli.output import console, emit_json
+
+app = typer.Typer(
+    name="corral",
+    help="Corral: run batch and service jobs as containers on a fleet of hosts.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(jobs.app, name="job")
+app.add_typer(tasks.app, name="task")
+app.add_typer(hosts.app, name="host")
+app.command()(servers.master)
+app.command()(servers.agent)
+app.command()(servers.up)
+app.command()(tasks.why)
+admin = typer.Typer(help="Operator commands.", no_args_is_help=True)
+app.add_typer(admin, name="admin")
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    master: Annotated[str, typer.Option(help="master URL (env CORRAL_MASTER)")] = "",
+    json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+) -> None:
+    ctx.obj = Settings(master or default_master(), json)
+
+
+@app.command()
+def version() -> None:
+    """Print Corral's version."""
+    console.print(__version__)
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """What the master is doing: state sizes, scheduler, store, alerts."""
+    s = settings(ctx)
+    with api_errors():
+        data = s.client().get("/api/v1/status")
+    emit_json(data)
+
+
+@app.command()
+def events(ctx: typer.Context, job: Annotated[str | None, typer.Option(help="only this job")] = None) -> None:
+    """Follow the event stream: a snapshot, then every job and task change (Ctrl-C to stop)."""
+    s = settings(ctx)
+    try:
+        with api_errors():
+            for kind, data in s.client().events(job):
+                if s.json:
+                    print(typer.style(kind, bold=True), data)
+                elif kind == "task":
+                    reason = f" {data['reason']}" if data.get("reason") else ""
+                    console.print(f"task {data['id']} (job {data['job_id']}) {data['state']}{reason}")
+                elif kind == "job":
+                    console.print(f"[bold]job {data['id']}[/bold] {data['state']}")
+                else:
+                    console.print(f"[dim]{kind} {data}[/dim]")
+    except KeyboardInterrupt:
+        pass
+
+
+@admin.command()
+def prune(
+    ctx: typer.Context,
+    older_than: Annotated[float, typer.Option(help="seconds since the job finished")] = 7 * 24 * 3600.0,
+) -> None:
+    """Delete finished jobs (and their tasks) older than --older-than seconds."""
+    s = settings(ctx)
+    with api_errors():
+        result = s.client().post("/api/v1/admin/prune", {"older_than_s": older_than})
+    emit_json(result)
+
+
+def main() -> None:
+    app()

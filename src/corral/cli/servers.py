@@ -1,0 +1,161 @@
+"""``corral master``, ``corral agent`` and ``corral up``: the long-running processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from corral.agent.pool import AgentPool, FleetSpec
+from corral.api.app import create_app
+from corral.cli.client import default_master
+from corral.cli.output import console
+from corral.control.config import MasterConfig, from_env
+from corral.store.protocol import StoreError
+
+log = logging.getLogger("corral")
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+
+
+def master_config(data_dir: Path, host: str, port: int, store_url: str) -> MasterConfig:
+    config = from_env(MasterConfig())
+    return replace(
+        config, data_dir=data_dir, listen_host=host, listen_port=port, store_url=store_url or config.store_url
+    )
+
+
+def fleet_spec(count: int, prefix: str, cpu: float, memory_mb: int, zones: str) -> FleetSpec:
+    return FleetSpec(
+        count=count, id_prefix=prefix, cpu=cpu, memory_mb=memory_mb, zones=tuple(zones.split(","))
+    )
+
+
+class _Exit:
+    """Carries the process's exit status out of uvicorn when the master fails while running."""
+
+    code = 0
+
+
+def _server(config: MasterConfig, exit_status: _Exit, log_level: str) -> uvicorn.Server:
+    def fatal(_error: BaseException) -> None:
+        exit_status.code = 1
+        server.should_exit = True
+
+    app = create_app(config, on_fatal=fatal)
+    uv = uvicorn.Config(
+        app,
+        host=config.listen_host,
+        port=config.listen_port,
+        log_level=log_level.lower(),
+        access_log=False,
+        lifespan="on",
+        ws_max_size=64 * 2**20,
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(uv)
+    return server
+
+
+async def _serve(server: uvicorn.Server, exit_status: _Exit) -> None:
+    await server.serve()
+    if not server.started and exit_status.code == 0:
+        exit_status.code = 3  # start-up failed: the store could not be trusted or the port is taken
+
+
+def master(
+    data_dir: Annotated[Path, typer.Option(help="where the SQLite store lives")] = Path(".corral"),
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+    store_url: Annotated[
+        str, typer.Option(help="SQLAlchemy URL of the store (default: SQLite in data-dir)")
+    ] = "",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+) -> None:
+    """Run a master (API, job manager, scheduler) on SQLite. Knobs: CORRAL_* environment variables."""
+    setup_logging(log_level)
+    config = master_config(data_dir, host, port, store_url)
+    status = _Exit()
+    try:
+        asyncio.run(_serve(_server(config, status, log_level), status))
+    except StoreError as e:
+        console.print(f"[red]cannot start the master:[/red] {e}")
+        raise typer.Exit(3) from e
+    raise typer.Exit(status.code)
+
+
+def agent(
+    master_url: Annotated[str, typer.Option("--master", help="master URL (env CORRAL_MASTER)")] = "",
+    runtime: Annotated[str, typer.Option(help="sim (simulated tasks)")] = "sim",
+    count: Annotated[int, typer.Option(help="how many simulated agents this process runs")] = 1,
+    id_prefix: Annotated[str, typer.Option(help="agent ids are <prefix>-0000, -0001, ...")] = "sim",
+    cpu: Annotated[float, typer.Option(help="cores per agent")] = 8.0,
+    memory_mb: Annotated[int, typer.Option(help="memory per agent")] = 32768,
+    zones: Annotated[
+        str, typer.Option(help="comma-separated zones, assigned round robin")
+    ] = "zone-a,zone-b,zone-c",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+) -> None:
+    """Run agents that dial a master and run what it sends them."""
+    setup_logging(log_level)
+    if runtime != "sim":
+        console.print(f"[red]error[/red] unknown runtime {runtime!r} (available: sim)")
+        raise typer.Exit(2)
+    pool = AgentPool(master_url or default_master(), fleet_spec(count, id_prefix, cpu, memory_mb, zones))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(pool.run())
+
+
+def up(
+    agents: Annotated[int, typer.Option(help="how many simulated agents to start beside the master")] = 3,
+    data_dir: Annotated[Path, typer.Option(help="where the SQLite store lives")] = Path(".corral"),
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
+    cpu: Annotated[float, typer.Option(help="cores per agent")] = 8.0,
+    memory_mb: Annotated[int, typer.Option(help="memory per agent")] = 32768,
+    zones: Annotated[str, typer.Option(help="comma-separated zones")] = "zone-a,zone-b,zone-c",
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "warning",
+) -> None:
+    """Run a whole local cluster in one process: a master on SQLite and simulated agents."""
+    setup_logging(log_level)
+    config = master_config(data_dir, host, port, "")
+    status = _Exit()
+
+    async def run() -> None:
+        server = _server(config, status, log_level)
+        serving = asyncio.get_running_loop().create_task(_serve(server, status))
+        while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn offers no event
+            await asyncio.sleep(0.05)
+        if serving.done():
+            await serving
+            return
+        url = f"http://{host}:{port}"
+        pool = AgentPool(url, fleet_spec(agents, "sim", cpu, memory_mb, zones))
+        pool.start()
+        await pool.wait_connected()
+        console.print(
+            f"[green]corral is up[/green]: master {url} (store {config.resolved_store_url}), {agents} agents"
+        )
+        console.print(f"  try: corral --master {url} job submit -f examples/batch.yaml")
+        try:
+            await serving
+        finally:
+            await pool.stop()
+
+    try:
+        asyncio.run(run())
+    except StoreError as e:
+        console.print(f"[red]cannot start the master:[/red] {e}")
+        raise typer.Exit(3) from e
+    raise typer.Exit(status.code)

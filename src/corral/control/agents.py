@@ -1,0 +1,314 @@
+"""The master's side of the agent protocol: sessions, registration, status, heartbeats, launches, kills.
+
+Reconciliation with a (re)connecting agent follows DESIGN.md §4: tasks the master knows are brought up
+to date; a task the agent runs that the master has recorded as finished is killed; a task the master
+has no record of at all is killed only while such tasks are few (``unknown_task_kill_limit`` /
+``unknown_task_kill_pct``). Above that Corral kills nothing, raises an alert and waits for an operator:
+a master that lost its state must never take production down with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from corral.control.clock import Clock
+from corral.control.config import MasterConfig
+from corral.control.ledger import Ledger
+from corral.control.writer import StoreWriter
+from corral.domain import wire
+from corral.domain.host import Host
+from corral.domain.states import FinishedReason, HostState, TaskState
+from corral.domain.task import Task
+from corral.jobs.task_machine import Ended, HostLost, Reconnected, Reported
+from corral.store.protocol import Store
+
+log = logging.getLogger(__name__)
+
+
+class AgentChannel(Protocol):
+    """The transport of one agent connection (a WebSocket in ``api``). Sending never blocks."""
+
+    def send(self, message: dict[str, Any]) -> None: ...
+
+    def close(self, reason: str) -> None: ...
+
+
+@dataclass(slots=True)
+class AgentSession:
+    host_id: str
+    channel: AgentChannel
+    connected_at: float
+    last_seen: float
+    open: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationAlert:
+    host_id: str
+    at: float
+    unknown_tasks: tuple[str, ...]
+    message: str
+
+
+@dataclass(slots=True)
+class _Outbox:
+    """Messages that may only leave once the state they announce is durable."""
+
+    launches: dict[str, None] = field(default_factory=dict)
+    forgets: dict[str, list[str]] = field(default_factory=dict)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class AgentHub:
+    def __init__(
+        self, ledger: Ledger, store: Store, writer: StoreWriter, clock: Clock, config: MasterConfig
+    ) -> None:
+        self.ledger = ledger
+        self.state = ledger.state
+        self.store = store
+        self.writer = writer
+        self.clock = clock
+        self.config = config
+        self.sessions: dict[str, AgentSession] = {}
+        self.alerts: list[ReconciliationAlert] = []
+        self._outbox = _Outbox()
+        self.launch_listeners: list[Callable[[Sequence[str]], None]] = []
+
+    # -- connection lifecycle -------------------------------------------------------------------
+
+    async def register(self, channel: AgentChannel, msg: wire.Register) -> AgentSession:
+        # Look up, off the loop, what the store knows of tasks memory does not hold.
+        unknown_ids = [r.task_id for r in msg.tasks if r.task_id not in self.state.tasks]
+        finished_elsewhere = await asyncio.to_thread(self._finished_in_store, unknown_ids)
+        now = self.clock()
+        old = self.sessions.get(msg.agent_id)
+        if old is not None:
+            old.open = False
+            old.channel.close("replaced by a new connection from the same agent")
+        session = AgentSession(msg.agent_id, channel, now, now)
+        self.sessions[msg.agent_id] = session
+        previous = self.state.hosts.get(msg.agent_id)
+        host = Host(
+            id=msg.agent_id,
+            resources=msg.resources,
+            attributes=msg.attributes,
+            port_range=msg.port_range,
+            state=HostState.READY,
+            enabled=previous.enabled if previous else True,
+            registered_at=now,
+            last_heartbeat=now,
+            runtime=msg.runtime,
+            agent_version=msg.version,
+        )
+        channel.send(wire.encode(wire.Registered(self.config.heartbeat_interval_s)))
+        self._reconcile(session, msg.tasks, finished_elsewhere, now)
+        self.ledger.set_host(host)
+        log.info("agent %s registered with %d tasks", msg.agent_id, len(msg.tasks))
+        return session
+
+    def disconnect(self, session: AgentSession, why: str) -> None:
+        if not session.open:
+            return
+        session.open = False
+        if self.sessions.get(session.host_id) is session:
+            del self.sessions[session.host_id]
+            self._mark_unreachable(session.host_id, why)
+
+    def check_heartbeats(self, now: float) -> None:
+        deadline = now - self.config.heartbeat_timeout_s
+        for session in [s for s in self.sessions.values() if s.last_seen < deadline]:
+            silent = now - session.last_seen
+            session.channel.close(f"no heartbeat for {silent:.1f}s")
+            self.disconnect(session, f"missed heartbeats for {silent:.1f}s")
+
+    def _mark_unreachable(self, host_id: str, why: str) -> None:
+        now = self.clock()
+        host = self.state.hosts.get(host_id)
+        if host is not None:
+            self.ledger.set_host(replace(host, state=HostState.UNREACHABLE))
+        for task in self.state.tasks_on_host(host_id):
+            self.ledger.apply(task, HostLost(now, f"host {host_id} unreachable: {why}"))
+        log.warning("host %s unreachable: %s", host_id, why)
+
+    # -- messages from agents -------------------------------------------------------------------
+
+    def on_message(self, session: AgentSession, msg: wire.Message) -> None:
+        now = self.clock()
+        session.last_seen = now
+        match msg:
+            case wire.Heartbeat():
+                host = self.state.hosts.get(session.host_id)
+                if host is not None:
+                    self.state.put_host(replace(host, last_heartbeat=now))
+            case wire.Status():
+                self._on_status(session, msg.updates, now)
+            case _:
+                log.warning("agent %s sent an unexpected %s", session.host_id, type(msg).__name__)
+
+    def _on_status(self, session: AgentSession, updates: Iterable[wire.TaskReport], now: float) -> None:
+        strangers = []
+        for report in updates:
+            task = self.state.tasks.get(report.task_id)
+            if task is None or task.host_id != session.host_id:
+                strangers.append(report)
+                continue
+            self._apply_report(session, task, report, now)
+        if strangers:
+            asyncio.get_running_loop().create_task(self._on_strangers(session, strangers))
+
+    async def _on_strangers(self, session: AgentSession, reports: list[wire.TaskReport]) -> None:
+        ids = [r.task_id for r in reports]
+        finished = await asyncio.to_thread(self._finished_in_store, ids)
+        if session.open:
+            self._handle_unknown(session, reports, finished, len(reports), self.clock())
+
+    def _apply_report(self, session: AgentSession, task: Task, report: wire.TaskReport, now: float) -> None:
+        if task.state is TaskState.DISCONNECTED:
+            task = self.ledger.apply(task, Reconnected(now)) or task
+        event = Reported(report.state, now, report.reason, report.detail, report.exit_code)
+        task = self.ledger.apply(task, event) or task
+        if task.is_finished:
+            self._forget_later(session.host_id, task.id)
+        elif task.state is TaskState.KILL_INITIATED and task.kill_reason is not None:
+            self.send_kills([task])
+
+    # -- reconciliation on (re)register ---------------------------------------------------------
+
+    def _reconcile(
+        self, session: AgentSession, reports: Sequence[wire.TaskReport], finished: set[str], now: float
+    ) -> None:
+        reported = {r.task_id: r for r in reports}
+        for task in self.state.tasks_on_host(session.host_id):
+            report = reported.pop(task.id, None)
+            if report is not None:
+                self._apply_report(session, task, report, now)
+            elif task.kill_reason is not None:
+                self.ledger.apply(
+                    task, Ended(task.kill_reason, now, "gone from its host when it reconnected")
+                )
+            else:
+                detail = f"host {session.host_id} reconnected without it"
+                self.ledger.apply(task, Ended(FinishedReason.LOST, now, detail))
+        self._handle_unknown(session, list(reported.values()), finished, len(reports), now)
+
+    def _handle_unknown(
+        self,
+        session: AgentSession,
+        reports: Sequence[wire.TaskReport],
+        finished: set[str],
+        total: int,
+        now: float,
+    ) -> None:
+        kill: list[str] = []
+        strangers: list[str] = []
+        for r in reports:
+            known = self.state.tasks.get(r.task_id)
+            if r.state is TaskState.FINISHED:
+                self._forget_later(session.host_id, r.task_id)
+            elif r.task_id in finished or known is not None:
+                kill.append(r.task_id)  # the master knows this task, and knows it is not meant to run here
+            else:
+                strangers.append(r.task_id)
+        limit = max(self.config.unknown_task_kill_limit, total * self.config.unknown_task_kill_pct / 100)
+        if strangers and len(strangers) > limit:
+            message = (
+                f"agent {session.host_id} runs {len(strangers)} of {total} tasks the master has no record "
+                f"of; "
+                f"over the safety limit ({limit:g}), so none were killed: check the master's state, then "
+                "resolve the alert"
+            )
+            log.error(message)
+            self.alerts.append(ReconciliationAlert(session.host_id, now, tuple(strangers), message))
+        else:
+            kill.extend(strangers)
+        if kill:
+            reason = FinishedReason.KILLED
+            specs = tuple(wire.KillSpec(t, reason, 0.0) for t in kill)
+            session.channel.send(wire.encode(wire.Kill(specs)))
+            log.warning("killing %d tasks on %s that should not run there", len(kill), session.host_id)
+
+    def _finished_in_store(self, task_ids: Sequence[str]) -> set[str]:
+        found = set()
+        for task_id in task_ids:
+            task = self.store.get_task(task_id)
+            if task is not None and task.is_finished:
+                found.add(task_id)
+        return found
+
+    # -- messages to agents ---------------------------------------------------------------------
+
+    def launch_after_commit(self, task_ids: Iterable[str]) -> None:
+        for task_id in task_ids:
+            self._outbox.launches[task_id] = None
+        self._outbox.ready.set()
+
+    def _forget_later(self, host_id: str, task_id: str) -> None:
+        self._outbox.forgets.setdefault(host_id, []).append(task_id)
+        self._outbox.ready.set()
+
+    def send_kills(self, tasks: Iterable[Task]) -> None:
+        """Send kills for tasks in KillInitiated whose hosts are connected (others are sent on reconnect)."""
+        by_host: dict[str, list[wire.KillSpec]] = {}
+        for task in tasks:
+            if task.host_id is None or task.state is not TaskState.KILL_INITIATED or task.kill_reason is None:
+                continue
+            job = self.state.jobs.get(task.job_id)
+            grace = float(job.descriptor.container.kill_grace_period_s) if job else 10.0
+            by_host.setdefault(task.host_id, []).append(wire.KillSpec(task.id, task.kill_reason, grace))
+        for host_id, specs in by_host.items():
+            session = self.sessions.get(host_id)
+            if session is not None:
+                session.channel.send(wire.encode(wire.Kill(tuple(specs))))
+
+    async def run_outbox(self) -> None:
+        """Send launches and forgets once the state they follow from is committed."""
+        box = self._outbox
+        while True:
+            await box.ready.wait()
+            box.ready.clear()
+            launches, box.launches = list(box.launches), {}
+            forgets, box.forgets = box.forgets, {}
+            await self.writer.flush()
+            self._send_launches(launches)
+            for host_id, ids in forgets.items():
+                session = self.sessions.get(host_id)
+                if session is not None:
+                    session.channel.send(wire.encode(wire.Forget(tuple(ids))))
+
+    def _send_launches(self, task_ids: Sequence[str]) -> None:
+        by_host: dict[str, list[wire.LaunchSpec]] = {}
+        kills: list[Task] = []
+        sent: list[str] = []
+        for task_id in task_ids:
+            task = self.state.tasks.get(task_id)
+            if task is None or task.host_id is None:
+                continue
+            if task.state is TaskState.KILL_INITIATED:
+                kills.append(task)  # killed before its launch left: the agent answers for an unknown task
+                continue
+            job = self.state.jobs.get(task.job_id)
+            if task.state is not TaskState.LAUNCHED or job is None:
+                continue
+            batch = job.descriptor.batch
+            spec = wire.LaunchSpec(
+                task_id=task.id,
+                job_id=task.job_id,
+                index=task.index,
+                container=job.descriptor.container,
+                ports=task.ports,
+                runtime_limit_s=batch.runtime_limit_s if batch else None,
+                attempt=task.attempt,
+            )
+            by_host.setdefault(task.host_id, []).append(spec)
+            sent.append(task.id)
+        for host_id, specs in by_host.items():
+            session = self.sessions.get(host_id)
+            if session is not None:
+                session.channel.send(wire.encode(wire.Launch(tuple(specs))))
+        self.send_kills(kills)
+        for listener in self.launch_listeners:
+            listener(sent)

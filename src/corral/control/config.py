@@ -1,0 +1,60 @@
+"""The master's configuration: every knob an operator may turn, with defaults for a real cluster."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from corral.jobs.config import JobManagerConfig
+
+
+@dataclass(frozen=True, slots=True)
+class MasterConfig:
+    data_dir: Path = Path(".corral")
+    store_url: str = ""  # empty: SQLite in data_dir
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8080
+    heartbeat_interval_s: float = 2.0  # told to agents when they register
+    heartbeat_timeout_s: float = 10.0  # silence after which a host is unreachable
+    batch_window_s: float = 0.005  # gather work this long before an iteration
+    idle_tick_s: float = 0.5
+    unknown_task_kill_limit: int = 5  # more unknown tasks than this on one agent: alert, kill nothing
+    unknown_task_kill_pct: float = 5.0  # ... or more than this share of the tasks it reports
+    history_retention_s: float = 7 * 24 * 3600.0
+    prune_interval_s: float = 3600.0
+    sqlite_synchronous: str = "FULL"
+    jobs: JobManagerConfig = field(default_factory=JobManagerConfig)
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.data_dir / 'corral.db'}"
+
+
+ENV_PREFIX = "CORRAL_"
+
+
+def from_env(base: MasterConfig | None = None, environ: dict[str, str] | None = None) -> MasterConfig:
+    """Overlay ``CORRAL_<FIELD>`` environment variables (e.g. CORRAL_HEARTBEAT_TIMEOUT_S) on ``base``.
+
+    Job manager knobs take the same form: CORRAL_LOST_AFTER_S, CORRAL_LAUNCHED_TIMEOUT_S, ...
+    """
+    env = os.environ if environ is None else environ
+    config = base or MasterConfig()
+    config = replace(config, **_overrides(config, env))
+    return replace(config, jobs=replace(config.jobs, **_overrides(config.jobs, env)))
+
+
+def _overrides(obj: Any, env: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in fields(obj):
+        raw = env.get(ENV_PREFIX + f.name.upper())
+        if raw is None:
+            continue
+        current = getattr(obj, f.name)
+        if isinstance(current, bool):
+            out[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+        elif isinstance(current, int | float | Path | str):
+            out[f.name] = type(current)(raw)
+    return out

@@ -1,0 +1,68 @@
+"""The one door through which the leader's state changes.
+
+A change is made in memory, queued for the store (write-behind), published on the event bus, and the
+job it touches is marked for reconciliation. Nothing else writes to ``ClusterState``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from corral.control.bus import EventBus
+from corral.control.state import ClusterState
+from corral.control.writer import StoreWriter
+from corral.domain.codec import to_builtins
+from corral.domain.host import Host
+from corral.domain.job import Job
+from corral.domain.states import TaskState
+from corral.domain.task import Task
+from corral.jobs.task_machine import TaskStimulus, transition
+
+
+@dataclass(slots=True)
+class Ledger:
+    state: ClusterState
+    writer: StoreWriter
+    bus: EventBus
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    dirty_jobs: dict[str, None] = field(default_factory=dict)
+    schedule_needed: bool = True
+    finished: dict[str, None] = field(default_factory=dict)  # jobs and tasks that may leave memory
+
+    def set_job(self, job: Job) -> None:
+        self.state.put_job(job)
+        self.writer.put_job(job)
+        self.bus.publish("job", lambda: to_builtins(job))
+        if not job.is_active:
+            self.finished[job.id] = None
+        self.touch(job.id)
+
+    def set_task(self, task: Task) -> None:
+        old = self.state.put_task(task)
+        self.writer.put_task(task)
+        self.bus.publish("task", lambda: to_builtins(task))
+        # New pending work, or capacity given back, is worth a scheduling iteration.
+        if task.state is TaskState.ACCEPTED or (task.is_finished and old is not None and old.on_host):
+            self.schedule_needed = True
+        if task.is_finished:
+            self.finished[task.id] = None
+        self.touch(task.job_id)
+
+    def apply(self, task: Task, event: TaskStimulus) -> Task | None:
+        """Run ``event`` through the task state machine and record the result; None if it was dropped."""
+        new = transition(task, event)
+        if new is not None:
+            self.set_task(new)
+        return new
+
+    def set_host(self, host: Host, *, publish: bool = True) -> None:
+        self.state.put_host(host)
+        if publish:
+            self.bus.publish("host", lambda: to_builtins(host))
+            self.schedule_needed = True
+            self.wake.set()
+
+    def touch(self, job_id: str) -> None:
+        self.dirty_jobs[job_id] = None
+        self.wake.set()

@@ -1,0 +1,35 @@
+"""Plain-data encoding of domain values (for the store, the agent protocol and the API).
+
+msgspec walks the dataclasses' type hints, so the encoding follows the domain without a second schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+_encoder = msgspec.json.Encoder()
+
+
+def to_builtins(value: object) -> Any:
+    """A domain value as dicts, lists, strings and numbers."""
+    return msgspec.to_builtins(value)
+
+
+def from_builtins(data: Any, kind: type[T]) -> T:
+    """Rebuild a domain value from plain data; raises msgspec.ValidationError when it does not match."""
+    return msgspec.convert(data, kind)
+
+
+def to_json(value: object) -> bytes:
+    return _encoder.encode(value)
+
+
+def from_json(data: bytes | str, kind: type[T]) -> T:
+    return msgspec.json.decode(data, type=kind)
+
+
+DecodeError = msgspec.ValidationError

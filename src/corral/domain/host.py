@@ -1,0 +1,48 @@
+"""What the master knows of an agent host."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from corral.domain.resources import Resources
+from corral.domain.states import HostState
+
+
+@dataclass(frozen=True, slots=True)
+class HostAttributes:
+    zone: str = "zone-a"
+    instance_type: str = "generic"
+    host_group: str = "default"
+    custom: dict[str, str] = field(default_factory=dict)
+
+    def get(self, key: str) -> str | None:
+        """Look up a well-known attribute or a custom one by name."""
+        if key == "zone":
+            return self.zone
+        if key == "instance_type":
+            return self.instance_type
+        if key == "host_group":
+            return self.host_group
+        return self.custom.get(key)
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    id: str
+    resources: Resources
+    attributes: HostAttributes = field(default_factory=HostAttributes)
+    port_range: tuple[int, int] = (30000, 32767)
+    state: HostState = HostState.READY
+    enabled: bool = True
+    registered_at: float = 0.0
+    last_heartbeat: float = 0.0
+    runtime: str = "sim"
+    agent_version: str = ""
+
+    @property
+    def schedulable(self) -> bool:
+        return self.state is HostState.READY and self.enabled
+
+    @property
+    def port_count(self) -> int:
+        return self.port_range[1] - self.port_range[0] + 1

@@ -1,0 +1,66 @@
+"""The task record: one attempt at running a job's container on a host."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from corral.domain.states import ON_HOST_STATES, TASK_STATE_RANK, FinishedReason, TaskState
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """One line of a task's history."""
+
+    at: float
+    state: TaskState
+    reason: FinishedReason | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: str
+    job_id: str
+    index: int | None  # the batch index this task runs; None for service tasks
+    state: TaskState = TaskState.ACCEPTED
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    ready_at: float = 0.0  # not to be placed before this time (retry delays)
+    attempt: int = 0  # user retries spent on this index before this task
+    system_attempt: int = 0  # system-error retries before this task (its own budget and backoff)
+    resubmit_of: str | None = None  # the task this one replaces
+    host_id: str | None = None
+    ports: tuple[int, ...] = ()
+    started_at: float | None = None
+    finished_at: float | None = None
+    reason: FinishedReason | None = None
+    reason_detail: str = ""
+    exit_code: int | None = None
+    kill_reason: FinishedReason | None = None  # set when a kill is asked for; becomes the finished reason
+    kill_detail: str = ""
+    disconnected_from: TaskState | None = None  # the state left for Disconnected
+    history: tuple[TaskEvent, ...] = ()
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state is TaskState.FINISHED
+
+    @property
+    def is_live(self) -> bool:
+        return self.state is not TaskState.FINISHED
+
+    @property
+    def on_host(self) -> bool:
+        """Placed and not yet finished: it holds resources on ``host_id``."""
+        return self.state in ON_HOST_STATES
+
+    @property
+    def effective_state(self) -> TaskState:
+        """The state that ranks this task: for Disconnected, the state it was in before."""
+        if self.state is TaskState.DISCONNECTED and self.disconnected_from is not None:
+            return self.disconnected_from
+        return self.state
+
+    @property
+    def rank(self) -> int:
+        return TASK_STATE_RANK[self.effective_state]

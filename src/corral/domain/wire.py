@@ -1,0 +1,132 @@
+"""The agent protocol: the messages agents and the master exchange over ``/api/v1/agents/stream``.
+
+Each message is a JSON object with a ``type``. Launches, kills and status updates carry lists, so a
+burst travels as one frame. The master's clock, not the agent's, stamps task state changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from corral.domain.codec import from_builtins, to_builtins
+from corral.domain.errors import ValidationError
+from corral.domain.host import HostAttributes
+from corral.domain.job import Container
+from corral.domain.resources import Resources
+from corral.domain.states import FinishedReason, TaskState
+
+PROTOCOL_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class TaskReport:
+    task_id: str
+    state: TaskState
+    reason: FinishedReason | None = None
+    detail: str = ""
+    exit_code: int | None = None
+
+
+# -- agent -> master -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    agent_id: str
+    resources: Resources
+    attributes: HostAttributes = field(default_factory=HostAttributes)
+    port_range: tuple[int, int] = (30000, 32767)
+    runtime: str = "sim"
+    version: str = ""
+    protocol: int = PROTOCOL_VERSION
+    tasks: tuple[TaskReport, ...] = ()  # everything it runs, and finished tasks not yet forgotten
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    updates: tuple[TaskReport, ...]
+
+
+# -- master -> agent -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    heartbeat_interval_s: float
+    master_version: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchSpec:
+    task_id: str
+    job_id: str
+    index: int | None
+    container: Container
+    ports: tuple[int, ...] = ()
+    runtime_limit_s: int | None = None
+    attempt: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    tasks: tuple[LaunchSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class KillSpec:
+    task_id: str
+    reason: FinishedReason
+    grace_period_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Kill:
+    tasks: tuple[KillSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Forget:
+    """The master has recorded these tasks as finished: the agent may drop them from its reports."""
+
+    task_ids: tuple[str, ...]
+
+
+Message = Register | Heartbeat | Status | Registered | Launch | Kill | Forget
+
+_TYPES: dict[str, type[Any]] = {
+    "register": Register,
+    "heartbeat": Heartbeat,
+    "status": Status,
+    "registered": Registered,
+    "launch": Launch,
+    "kill": Kill,
+    "forget": Forget,
+}
+_NAMES = {cls: name for name, cls in _TYPES.items()}
+
+
+def encode(message: Message) -> dict[str, Any]:
+    data: dict[str, Any] = to_builtins(message)
+    data["type"] = _NAMES[type(message)]
+    return data
+
+
+def decode(data: Any) -> Message:
+    """Parse a message; raise ValidationError (code ``bad_message``) for anything malformed."""
+    if not isinstance(data, dict):
+        raise ValidationError("bad_message", "a message is a JSON object")
+    kind = _TYPES.get(str(data.get("type")))
+    if kind is None:
+        raise ValidationError("bad_message", f"unknown message type {data.get('type')!r}", "type")
+    body = {k: v for k, v in data.items() if k != "type"}
+    try:
+        message: Message = from_builtins(body, kind)
+    except Exception as e:
+        raise ValidationError("bad_message", f"malformed {data['type']} message: {e}") from e
+    return message

@@ -1,0 +1,71 @@
+"""``reconcile(job, tasks, now, config) -> Reconciliation``: what a job needs next, as actions.
+
+Level-triggered: the answer depends only on the job and its tasks as they are, so running it twice in
+a row gives the same actions, and a lost action is simply asked for again on the next pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from corral.domain.job import Job
+from corral.domain.states import FinishedReason, JobState, TaskState
+from corral.domain.task import Task
+from corral.jobs.actions import Action, FinishJob, FinishTask, KillTask, Reconciliation
+from corral.jobs.batch import reconcile_batch
+from corral.jobs.config import JobManagerConfig
+from corral.jobs.service import reconcile_service
+from corral.jobs.task_machine import Ended, KillRequested, transition
+from corral.jobs.timeouts import deadline
+
+
+def reconcile(job: Job, tasks: Sequence[Task], now: float, config: JobManagerConfig) -> Reconciliation:
+    if job.state is JobState.FINISHED:
+        return Reconciliation()
+    actions: list[Action] = []
+    current: list[Task] = []
+    wake_at: float | None = None
+    # Timeouts first; the tasks they end are seen as ended by the rest of the pass, so a replacement
+    # is created in this same pass.
+    for task in tasks:
+        if task.is_finished:
+            current.append(task)
+            continue
+        due = deadline(job, task, config)
+        if due is None:
+            current.append(task)
+        elif due.at <= now:
+            actions.append(due.action)
+            current.append(_apply(task, due.action, now))
+        else:
+            current.append(task)
+            wake_at = due.at if wake_at is None else min(wake_at, due.at)
+
+    if job.state is JobState.KILL_INITIATED:
+        actions.extend(_kill_all(job, current))
+    elif job.descriptor.batch is not None:
+        actions.extend(reconcile_batch(job, job.descriptor.batch, current, now, config))
+    else:
+        actions.extend(reconcile_service(job, current, now, config))
+    return Reconciliation(tuple(actions), wake_at)
+
+
+def _apply(task: Task, action: KillTask | FinishTask, now: float) -> Task:
+    if isinstance(action, FinishTask):
+        event: Ended | KillRequested = Ended(action.reason, now, action.detail)
+    else:
+        event = KillRequested(action.reason, now, action.detail)
+    return transition(task, event) or task
+
+
+def _kill_all(job: Job, tasks: Sequence[Task]) -> list[Action]:
+    actions: list[Action] = []
+    live = [t for t in tasks if t.is_live]
+    for task in live:
+        if task.state is TaskState.ACCEPTED:
+            actions.append(FinishTask(task.id, FinishedReason.KILLED, "job killed"))
+        elif task.kill_reason is None:
+            actions.append(KillTask(task.id, FinishedReason.KILLED, "job killed"))
+    if all(t.state is TaskState.ACCEPTED for t in live):
+        actions.append(FinishJob(job.id, FinishedReason.KILLED, job.reason_detail or "killed"))
+    return actions

@@ -1,0 +1,167 @@
+"""The task state machine: ``transition(task, event) -> Task | None``.
+
+States only move forward (Accepted → Launched → StartInitiated → Started → KillInitiated → Finished);
+Disconnected is a side state ranked by the state it left. An event that would move a task backwards,
+repeat its state, or touch a finished task returns None: the caller drops it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from corral.domain.states import TASK_STATE_RANK, FinishedReason, TaskState
+from corral.domain.task import Task, TaskEvent
+
+HISTORY_LIMIT = 64
+REPORTABLE = frozenset(
+    {
+        TaskState.LAUNCHED,
+        TaskState.START_INITIATED,
+        TaskState.STARTED,
+        TaskState.KILL_INITIATED,
+        TaskState.FINISHED,
+    }
+)
+KILLABLE_ON_HOST = frozenset({TaskState.LAUNCHED, TaskState.START_INITIATED, TaskState.STARTED})
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """The scheduler put the task on a host; the launch goes out."""
+
+    host_id: str
+    at: float
+    ports: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """An agent says the task is in ``state``."""
+
+    state: TaskState
+    at: float
+    reason: FinishedReason | None = None
+    detail: str = ""
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KillRequested:
+    reason: FinishedReason
+    at: float
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HostLost:
+    at: float
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnected:
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """Finish the task without the agent: never placed, timed out, or its host is gone."""
+
+    reason: FinishedReason
+    at: float
+    detail: str = ""
+
+
+TaskStimulus = Placed | Reported | KillRequested | HostLost | Reconnected | Ended
+
+
+def transition(task: Task, event: TaskStimulus) -> Task | None:
+    """The task after ``event``, or None when the event does not apply (duplicate, stale or invalid)."""
+    if task.state is TaskState.FINISHED:
+        return None
+    match event:
+        case Placed():
+            if task.state is not TaskState.ACCEPTED:
+                return None
+            return _enter(
+                replace(task, host_id=event.host_id, ports=event.ports), TaskState.LAUNCHED, event.at
+            )
+        case Reported():
+            return _reported(task, event)
+        case KillRequested():
+            return _kill(task, event)
+        case HostLost():
+            if task.state not in KILLABLE_ON_HOST and task.state is not TaskState.KILL_INITIATED:
+                return None
+            lost = replace(task, disconnected_from=task.state)
+            return _enter(lost, TaskState.DISCONNECTED, event.at, detail=event.detail)
+        case Reconnected():
+            if task.state is not TaskState.DISCONNECTED or task.disconnected_from is None:
+                return None
+            back = replace(task, disconnected_from=None)
+            return _enter(back, task.disconnected_from, event.at, detail="host reconnected")
+        case Ended():
+            return _finish(task, event.reason, event.at, event.detail, None)
+
+
+def _reported(task: Task, event: Reported) -> Task | None:
+    if event.state not in REPORTABLE or task.state is TaskState.ACCEPTED:
+        return None
+    if task.state is TaskState.DISCONNECTED:
+        # A report is proof the host is back; rank it against the state the task left.
+        if (
+            task.disconnected_from is None
+            or TASK_STATE_RANK[event.state] < TASK_STATE_RANK[task.disconnected_from]
+        ):
+            return None
+        if event.state is task.disconnected_from:
+            return _enter(
+                replace(task, disconnected_from=None), event.state, event.at, detail="host reconnected"
+            )
+        task = replace(task, disconnected_from=None)
+    elif TASK_STATE_RANK[event.state] <= TASK_STATE_RANK[task.state]:
+        return None
+    if event.state is TaskState.FINISHED:
+        if task.kill_reason is not None:
+            detail = task.kill_detail or event.detail
+            return _finish(task, task.kill_reason, event.at, detail, event.exit_code)
+        reason = event.reason or (FinishedReason.NORMAL if event.exit_code == 0 else FinishedReason.FAILED)
+        return _finish(task, reason, event.at, event.detail, event.exit_code)
+    if event.state is TaskState.STARTED:
+        task = replace(task, started_at=event.at)
+    return _enter(task, event.state, event.at, detail=event.detail)
+
+
+def _kill(task: Task, event: KillRequested) -> Task | None:
+    if task.kill_reason is not None:
+        return None
+    if task.state is TaskState.ACCEPTED:
+        return _finish(task, event.reason, event.at, event.detail, None)
+    marked = replace(task, kill_reason=event.reason, kill_detail=event.detail)
+    if task.state is TaskState.DISCONNECTED:
+        # The agent cannot hear us: remember the kill, to send when the host returns or assume if it is lost.
+        marked = replace(marked, disconnected_from=TaskState.KILL_INITIATED)
+        return _record(marked, TaskState.DISCONNECTED, event.at, event.reason, event.detail)
+    if task.state is TaskState.KILL_INITIATED:
+        return None
+    return _enter(marked, TaskState.KILL_INITIATED, event.at, reason=event.reason, detail=event.detail)
+
+
+def _finish(task: Task, reason: FinishedReason, at: float, detail: str, exit_code: int | None) -> Task:
+    done = replace(
+        task, reason=reason, reason_detail=detail, exit_code=exit_code, finished_at=at, disconnected_from=None
+    )
+    return _enter(done, TaskState.FINISHED, at, reason=reason, detail=detail)
+
+
+def _enter(
+    task: Task, state: TaskState, at: float, *, reason: FinishedReason | None = None, detail: str = ""
+) -> Task:
+    return _record(replace(task, state=state, updated_at=at), state, at, reason, detail)
+
+
+def _record(task: Task, state: TaskState, at: float, reason: FinishedReason | None, detail: str) -> Task:
+    history = (*task.history, TaskEvent(at, state, reason, detail))
+    if len(history) > HISTORY_LIMIT:
+        history = (history[0], *history[-(HISTORY_LIMIT - 1) :])
+    return replace(task, history=history)

@@ -1,0 +1,75 @@
+"""The ``Store`` protocol every backend implements, and the queries and batches it takes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from corral.domain.job import Job
+from corral.domain.states import JobState, JobType, TaskState
+from corral.domain.task import Task
+
+
+class StoreError(Exception):
+    """The store cannot be trusted (unreadable rows, unknown schema): the master must not lead on it."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBatch:
+    jobs: Sequence[Job] = ()
+    tasks: Sequence[Task] = ()
+
+    def __len__(self) -> int:
+        return len(self.jobs) + len(self.tasks)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedState:
+    jobs: list[Job]
+    tasks: list[Task]
+
+
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    owner: str | None = None
+    application: str | None = None
+    capacity_group: str | None = None
+    job_type: JobType | None = None
+    states: frozenset[JobState] = frozenset()
+    labels: dict[str, str] = field(default_factory=dict)
+    after_id: str | None = None  # paging: ids sort by creation time
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    job_id: str | None = None
+    states: frozenset[TaskState] = frozenset()
+    host_id: str | None = None
+    after_id: str | None = None
+    limit: int = 100
+
+
+class Store(Protocol):
+    def open(self) -> None:
+        """Create or migrate the schema. Raises StoreError when the database cannot be trusted."""
+
+    def close(self) -> None: ...
+
+    def load_active(self) -> LoadedState:
+        """Every job not finished and every task of those jobs. Raises StoreError on any bad row."""
+
+    def write(self, batch: WriteBatch) -> None:
+        """Upsert the batch's jobs and tasks in one transaction."""
+
+    def get_job(self, job_id: str) -> Job | None: ...
+
+    def list_jobs(self, query: JobQuery) -> list[Job]: ...
+
+    def get_task(self, task_id: str) -> Task | None: ...
+
+    def list_tasks(self, query: TaskQuery) -> list[Task]: ...
+
+    def prune_finished(self, before: float) -> int:
+        """Delete jobs (and their tasks) finished before ``before``; return how many jobs went."""

@@ -1,0 +1,81 @@
+"""Tables and migrations. ``MIGRATIONS[i]`` takes the schema from version ``i`` to ``i + 1``.
+
+Rows keep the whole record as JSON in ``body`` and copy out the columns that queries filter on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+schema_version = Table(
+    "corral_schema_version",
+    metadata,
+    Column("version", Integer, nullable=False),
+)
+
+jobs = Table(
+    "corral_jobs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("state", String(32), nullable=False),
+    Column("job_type", String(16), nullable=False),
+    Column("owner", String(320), nullable=False),
+    Column("application", String(64), nullable=False),
+    Column("capacity_group", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Column("body", Text, nullable=False),
+    Index("corral_jobs_state", "state"),
+    Index("corral_jobs_finished_at", "finished_at"),
+    Index("corral_jobs_owner", "owner"),
+    Index("corral_jobs_application", "application"),
+)
+
+job_labels = Table(
+    "corral_job_labels",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("value", Text, nullable=False),
+    Index("corral_job_labels_kv", "key", "value"),
+)
+
+tasks = Table(
+    "corral_tasks",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("job_id", String(64), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("host_id", String(255), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=True),
+    Column("body", Text, nullable=False),
+    Index("corral_tasks_job_id", "job_id"),
+    Index("corral_tasks_state", "state"),
+    Index("corral_tasks_host_id", "host_id"),
+)
+
+CORRAL_TABLES = frozenset(t.name for t in metadata.sorted_tables)
+
+
+def _v1(conn: Connection) -> None:
+    for table in (jobs, job_labels, tasks):
+        table.create(conn)
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1,)
+LATEST_VERSION = len(MIGRATIONS)

@@ -1,0 +1,242 @@
+"""The SQL store (SQLAlchemy Core): SQLite for the embedded default, the same code for PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    Engine,
+    Select,
+    create_engine,
+    delete,
+    event,
+    inspect,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from corral.domain.codec import DecodeError, from_json, to_json
+from corral.domain.job import Job
+from corral.domain.states import JobState
+from corral.domain.task import Task
+from corral.store import schema
+from corral.store.protocol import JobQuery, LoadedState, StoreError, TaskQuery, WriteBatch
+
+FINISHED = JobState.FINISHED.value
+T = TypeVar("T")
+
+
+class SqlStore:
+    """A ``Store`` over any SQLAlchemy engine whose dialect supports upserts (SQLite, PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        try:
+            with self.engine.begin() as conn:
+                present = set(inspect(conn).get_table_names())
+                if schema.schema_version.name not in present:
+                    ours = present & schema.CORRAL_TABLES
+                    if ours:
+                        raise StoreError(
+                            f"the database has Corral tables ({', '.join(sorted(ours))}) but no schema "
+                            "version: refusing to use it rather than risk starting over existing data"
+                        )
+                    schema.schema_version.create(conn)
+                    conn.execute(schema.schema_version.insert().values(version=0))
+                versions = conn.execute(select(schema.schema_version.c.version)).scalars().all()
+                if len(versions) != 1:
+                    raise StoreError(f"the schema version table holds {len(versions)} rows, not 1")
+                current = versions[0]
+                if current > schema.LATEST_VERSION:
+                    raise StoreError(
+                        f"the database schema is version {current}, newer than this Corral knows "
+                        f"({schema.LATEST_VERSION}): upgrade Corral before starting the master"
+                    )
+                for version in range(current, schema.LATEST_VERSION):
+                    schema.MIGRATIONS[version](conn)
+                if current != schema.LATEST_VERSION:
+                    conn.execute(schema.schema_version.update().values(version=schema.LATEST_VERSION))
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot open the store: {e}") from e
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(schema.schema_version.c.version)).scalar_one())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- load and write -------------------------------------------------------------------------
+
+    def load_active(self) -> LoadedState:
+        try:
+            with self.engine.connect() as conn:
+                job_rows = conn.execute(
+                    select(schema.jobs.c.id, schema.jobs.c.body).where(schema.jobs.c.state != FINISHED)
+                ).all()
+                active_ids = select(schema.jobs.c.id).where(schema.jobs.c.state != FINISHED)
+                task_rows = conn.execute(
+                    select(schema.tasks.c.id, schema.tasks.c.body).where(
+                        schema.tasks.c.job_id.in_(active_ids)
+                    )
+                ).all()
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot load state: {e}") from e
+        return LoadedState(_decode(job_rows, Job, "job"), _decode(task_rows, Task, "task"))
+
+    def write(self, batch: WriteBatch) -> None:
+        if not len(batch):
+            return
+        with self.engine.begin() as conn:
+            if batch.jobs:
+                conn.execute(self._upsert(schema.jobs), [_job_row(j) for j in batch.jobs])
+                labels = [
+                    {"job_id": j.id, "key": k, "value": v}
+                    for j in batch.jobs
+                    for k, v in j.descriptor.labels.items()
+                ]
+                if labels:
+                    conn.execute(self._insert(schema.job_labels).on_conflict_do_nothing(), labels)
+            if batch.tasks:
+                conn.execute(self._upsert(schema.tasks), [_task_row(t) for t in batch.tasks])
+
+    def _upsert(self, table: Any) -> Any:
+        stmt = self._insert(table)
+        updated = {c.name: stmt.excluded[c.name] for c in table.columns if not c.primary_key}
+        return stmt.on_conflict_do_update(index_elements=[table.c.id], set_=updated)
+
+    # -- queries --------------------------------------------------------------------------------
+
+    def get_job(self, job_id: str) -> Job | None:
+        return _first(
+            self._fetch(select(schema.jobs.c.id, schema.jobs.c.body).where(schema.jobs.c.id == job_id)), Job
+        )
+
+    def list_jobs(self, query: JobQuery) -> list[Job]:
+        t = schema.jobs
+        stmt = select(t.c.id, t.c.body)
+        for column, value in (
+            (t.c.owner, query.owner),
+            (t.c.application, query.application),
+            (t.c.capacity_group, query.capacity_group),
+            (t.c.job_type, query.job_type),
+        ):
+            if value is not None:
+                stmt = stmt.where(column == str(value))
+        if query.states:
+            stmt = stmt.where(t.c.state.in_(sorted(s.value for s in query.states)))
+        for key, value in query.labels.items():
+            lbl = schema.job_labels
+            stmt = stmt.where(t.c.id.in_(select(lbl.c.job_id).where(lbl.c.key == key, lbl.c.value == value)))
+        if query.after_id is not None:
+            stmt = stmt.where(t.c.id > query.after_id)
+        return _decode(self._fetch(stmt.order_by(t.c.id).limit(query.limit)), Job, "job")
+
+    def get_task(self, task_id: str) -> Task | None:
+        t = schema.tasks
+        return _first(self._fetch(select(t.c.id, t.c.body).where(t.c.id == task_id)), Task)
+
+    def list_tasks(self, query: TaskQuery) -> list[Task]:
+        t = schema.tasks
+        stmt = select(t.c.id, t.c.body)
+        if query.job_id is not None:
+            stmt = stmt.where(t.c.job_id == query.job_id)
+        if query.host_id is not None:
+            stmt = stmt.where(t.c.host_id == query.host_id)
+        if query.states:
+            stmt = stmt.where(t.c.state.in_(sorted(s.value for s in query.states)))
+        if query.after_id is not None:
+            stmt = stmt.where(t.c.id > query.after_id)
+        return _decode(self._fetch(stmt.order_by(t.c.id).limit(query.limit)), Task, "task")
+
+    def prune_finished(self, before: float) -> int:
+        j, t, lbl = schema.jobs, schema.tasks, schema.job_labels
+        with self.engine.begin() as conn:
+            old = select(j.c.id).where(j.c.state == FINISHED, j.c.finished_at < before)
+            ids = conn.execute(old).scalars().all()
+            for chunk in _chunks(ids, 500):
+                conn.execute(delete(t).where(t.c.job_id.in_(chunk)))
+                conn.execute(delete(lbl).where(lbl.c.job_id.in_(chunk)))
+                conn.execute(delete(j).where(j.c.id.in_(chunk)))
+            # Long-lived jobs keep their recent history only.
+            conn.execute(delete(t).where(t.c.finished_at.is_not(None), t.c.finished_at < before))
+        return len(ids)
+
+    def _fetch(self, stmt: Select[Any]) -> Sequence[Any]:
+        with self.engine.connect() as conn:
+            return conn.execute(stmt).all()
+
+
+def open_store(url: str, *, sqlite_synchronous: str = "FULL") -> SqlStore:
+    """An opened (schema checked and migrated) store for a SQLAlchemy URL, e.g. ``sqlite:///corral.db``."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    store = SqlStore(engine)
+    store.open()
+    return store
+
+
+def _job_row(job: Job) -> dict[str, Any]:
+    d = job.descriptor
+    return {
+        "id": job.id,
+        "state": job.state.value,
+        "job_type": d.type.value,
+        "owner": d.owner.team_email,
+        "application": d.application,
+        "capacity_group": d.capacity_group,
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+        "body": to_json(job).decode(),
+    }
+
+
+def _task_row(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "job_id": task.job_id,
+        "state": task.state.value,
+        "host_id": task.host_id,
+        "created_at": task.created_at,
+        "finished_at": task.finished_at,
+        "body": to_json(task).decode(),
+    }
+
+
+def _decode(rows: Iterable[Any], kind: type[T], what: str) -> list[T]:
+    out: list[T] = []
+    for ident, body in rows:
+        try:
+            out.append(from_json(body, kind))
+        except (DecodeError, ValueError) as e:
+            raise StoreError(
+                f"{what} {ident} cannot be decoded ({e}): the store is damaged or from elsewhere"
+            ) from e
+    return out
+
+
+def _first(rows: Sequence[Any], kind: type[T]) -> T | None:
+    decoded = _decode(rows, kind, kind.__name__.lower())
+    return decoded[0] if decoded else None
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
