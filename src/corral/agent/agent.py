@@ -187,10 +187,12 @@ class Agent:
         task.add_done_callback(self._pending.discard)
 
     async def stop(self, *, kill_tasks: bool = True) -> None:
+        """Disconnect (tasks killed here are not reported: as if the host died) and stop."""
         self._stopping = True
-        if self._ws is not None:
+        ws, self._ws = self._ws, None
+        if ws is not None:
             with contextlib.suppress(Exception):
-                await self._ws.close()
+                await ws.close()
         if kill_tasks:
             await self.runtime.close()
 

@@ -75,6 +75,12 @@ async def agent_stream(ws: WebSocket) -> None:
     if not isinstance(first, wire.Register):
         await ws.close(code=1008, reason="the first message must be register")
         return
+    try:
+        wire.validate_register(first)
+    except ValidationError as e:
+        log.warning("refused a registration: %s (%s)", e.message, e.field)
+        await ws.close(code=1008, reason=f"{e.code}: {e.message}"[:120])
+        return
     channel = WebSocketChannel(ws)
     session: AgentSession = await master.hub.register(channel, first)
     pump = asyncio.get_running_loop().create_task(channel.pump())

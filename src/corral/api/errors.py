@@ -27,6 +27,7 @@ _PYDANTIC_CODES = {
     "model_attributes_type": "invalid_type",
     "dict_type": "invalid_type",
     "list_type": "invalid_type",
+    "int_from_float": "invalid_type",
 }
 _RETRY_KINDS = {"immediate", "delayed", "exponential"}
 

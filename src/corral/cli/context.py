@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 import typer
+from rich.markup import escape
 
 from corral.cli.client import ApiError, Client, Unreachable
 from corral.cli.output import errors
@@ -37,7 +38,7 @@ def api_errors() -> Iterator[None]:
     try:
         yield
     except ApiError as e:
-        errors.print(f"[red]error[/red] {e}")
+        errors.print(f"[red]error[/red] {escape(str(e))}")
         raise typer.Exit(1) from e
     except Unreachable as e:
         errors.print(

@@ -76,6 +76,8 @@ class AgentHub:
         self.sessions: dict[str, AgentSession] = {}
         self.alerts: list[ReconciliationAlert] = []
         self._outbox = _Outbox()
+        self._kills: dict[str, list[wire.KillSpec]] = {}
+        self._kill_flush_scheduled = False
         self.launch_listeners: list[Callable[[Sequence[str]], None]] = []
 
     # -- connection lifecycle -------------------------------------------------------------------
@@ -83,7 +85,9 @@ class AgentHub:
     async def register(self, channel: AgentChannel, msg: wire.Register) -> AgentSession:
         # Look up, off the loop, what the store knows of tasks memory does not hold.
         unknown_ids = [r.task_id for r in msg.tasks if r.task_id not in self.state.tasks]
-        finished_elsewhere = await asyncio.to_thread(self._finished_in_store, unknown_ids)
+        finished_elsewhere = (
+            await asyncio.to_thread(self._finished_in_store, unknown_ids) if unknown_ids else set()
+        )
         now = self.clock()
         old = self.sessions.get(msg.agent_id)
         if old is not None:
@@ -251,15 +255,23 @@ class AgentHub:
         self._outbox.ready.set()
 
     def send_kills(self, tasks: Iterable[Task]) -> None:
-        """Send kills for tasks in KillInitiated whose hosts are connected (others are sent on reconnect)."""
-        by_host: dict[str, list[wire.KillSpec]] = {}
+        """Kill tasks in KillInitiated on their hosts. Kills asked for in one turn of the loop leave as one
+        frame per host; a host that is not connected gets them when it registers again."""
         for task in tasks:
             if task.host_id is None or task.state is not TaskState.KILL_INITIATED or task.kill_reason is None:
                 continue
             job = self.state.jobs.get(task.job_id)
             grace = float(job.descriptor.container.kill_grace_period_s) if job else 10.0
-            by_host.setdefault(task.host_id, []).append(wire.KillSpec(task.id, task.kill_reason, grace))
-        for host_id, specs in by_host.items():
+            spec = wire.KillSpec(task.id, task.kill_reason, grace)
+            self._kills.setdefault(task.host_id, []).append(spec)
+        if self._kills and not self._kill_flush_scheduled:
+            self._kill_flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_kills)
+
+    def _flush_kills(self) -> None:
+        self._kill_flush_scheduled = False
+        kills, self._kills = self._kills, {}
+        for host_id, specs in kills.items():
             session = self.sessions.get(host_id)
             if session is not None:
                 session.channel.send(wire.encode(wire.Kill(tuple(specs))))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 from corral.jobs.config import JobManagerConfig
 
@@ -47,14 +47,15 @@ def from_env(base: MasterConfig | None = None, environ: dict[str, str] | None = 
 
 
 def _overrides(obj: Any, env: Any) -> dict[str, Any]:
+    hints = get_type_hints(type(obj))
     out: dict[str, Any] = {}
     for f in fields(obj):
         raw = env.get(ENV_PREFIX + f.name.upper())
         if raw is None:
             continue
-        current = getattr(obj, f.name)
-        if isinstance(current, bool):
+        kind = hints[f.name]
+        if kind is bool:
             out[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
-        elif isinstance(current, int | float | Path | str):
-            out[f.name] = type(current)(raw)
+        elif kind in (int, float, str, Path):
+            out[f.name] = kind(raw)
     return out

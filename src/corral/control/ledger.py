@@ -47,6 +47,8 @@ class Ledger:
             self.schedule_needed = True
         if task.is_finished:
             self.finished[task.id] = None
+        elif old is None and task.resubmit_of is not None:
+            self.finished[task.resubmit_of] = None  # superseded now: it may leave memory
         self.touch(task.job_id)
 
     def apply(self, task: Task, event: TaskStimulus) -> Task | None:

@@ -139,6 +139,7 @@ class Master:
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.store.close)
+        log.info("master stopped; %d records written in %d batches", self.writer.records, self.writer.batches)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -6,6 +6,8 @@ burst travels as one frame. The master's clock, not the agent's, stamps task sta
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +117,27 @@ def encode(message: Message) -> dict[str, Any]:
     data: dict[str, Any] = to_builtins(message)
     data["type"] = _NAMES[type(message)]
     return data
+
+
+AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,252}$")
+
+
+def validate_register(msg: Register) -> None:
+    """Reject a registration whose values cannot be true of a host (a peer is not trusted blindly)."""
+    if not AGENT_ID.match(msg.agent_id):
+        raise ValidationError("bad_register", f"{msg.agent_id!r} is not a valid agent id", "agent_id")
+    r = msg.resources
+    for name in ("cpu", "memory_mb", "disk_mb", "network_mbps", "gpu"):
+        value = getattr(r, name)
+        if not math.isfinite(value) or value < 0:
+            raise ValidationError("bad_register", f"{name} must be a finite number >= 0", f"resources.{name}")
+    low, high = msg.port_range
+    if not 1 <= low <= high <= 65535:
+        raise ValidationError("bad_register", f"port range {low}-{high} is not within 1-65535", "port_range")
+    if msg.protocol != PROTOCOL_VERSION:
+        raise ValidationError(
+            "bad_register", f"agent speaks protocol {msg.protocol}, the master {PROTOCOL_VERSION}", "protocol"
+        )
 
 
 def decode(data: Any) -> Message:

@@ -20,19 +20,24 @@ NOT_RETRIED = frozenset({FinishedReason.INVALID_REQUEST})
 
 def latest_by_index(tasks: Sequence[Task]) -> dict[int, Task]:
     """For each index, its live task if there is one, else its most recent finished one."""
+    # A task some other task replaces is never the latest, whatever the clocks said when both were
+    # created (a failed-over master's clock may lag; ids need not sort by creation).
+    replaced = {t.resubmit_of for t in tasks if t.resubmit_of is not None}
     latest: dict[int, Task] = {}
     for task in tasks:
         if task.index is None:
             continue
         seen = latest.get(task.index)
-        if seen is None or _newer(task, seen):
+        if seen is None or _newer(task, seen, replaced):
             latest[task.index] = task
     return latest
 
 
-def _newer(a: Task, b: Task) -> bool:
+def _newer(a: Task, b: Task, replaced: set[str]) -> bool:
     if a.is_live != b.is_live:
         return a.is_live
+    if (a.id in replaced) != (b.id in replaced):
+        return b.id in replaced
     return (a.created_at, a.attempt, a.system_attempt, a.id) > (
         b.created_at,
         b.attempt,

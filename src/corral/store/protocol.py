@@ -72,4 +72,5 @@ class Store(Protocol):
     def list_tasks(self, query: TaskQuery) -> list[Task]: ...
 
     def prune_finished(self, before: float) -> int:
-        """Delete jobs (and their tasks) finished before ``before``; return how many jobs went."""
+        """Delete jobs (and their tasks) finished before ``before``, and older finished tasks that a newer
+        task replaced (``resubmit_of``); return how many jobs went."""

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     Engine,
     Select,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -40,6 +41,10 @@ class SqlStore:
     def open(self) -> None:
         try:
             with self.engine.begin() as conn:
+                if self.engine.dialect.name == "sqlite":
+                    # pysqlite commits DDL as it goes: an explicit transaction makes a migration all or
+                    # nothing, so a failed one cannot leave half a schema behind.
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
                 present = set(inspect(conn).get_table_names())
                 if schema.schema_version.name not in present:
                     ours = present & schema.CORRAL_TABLES
@@ -96,14 +101,20 @@ class SqlStore:
             return
         with self.engine.begin() as conn:
             if batch.jobs:
-                conn.execute(self._upsert(schema.jobs), [_job_row(j) for j in batch.jobs])
+                jobs = {j.id: j for j in batch.jobs}.values()  # the last version of an id wins
+                conn.execute(self._upsert(schema.jobs), [_job_row(j) for j in jobs])
+                # A job's labels are rewritten whole, so a changed or removed label stops matching.
+                lbl = schema.job_labels
+                conn.execute(
+                    delete(lbl).where(lbl.c.job_id == bindparam("job_id")), [{"job_id": j.id} for j in jobs]
+                )
                 labels = [
                     {"job_id": j.id, "key": k, "value": v}
-                    for j in batch.jobs
+                    for j in jobs
                     for k, v in j.descriptor.labels.items()
                 ]
                 if labels:
-                    conn.execute(self._insert(schema.job_labels).on_conflict_do_nothing(), labels)
+                    conn.execute(lbl.insert(), labels)
             if batch.tasks:
                 conn.execute(self._upsert(schema.tasks), [_task_row(t) for t in batch.tasks])
 
@@ -165,8 +176,15 @@ class SqlStore:
                 conn.execute(delete(t).where(t.c.job_id.in_(chunk)))
                 conn.execute(delete(lbl).where(lbl.c.job_id.in_(chunk)))
                 conn.execute(delete(j).where(j.c.id.in_(chunk)))
-            # Long-lived jobs keep their recent history only.
-            conn.execute(delete(t).where(t.c.finished_at.is_not(None), t.c.finished_at < before))
+            # Long-lived jobs keep their recent history only, but always the newest task of each line:
+            # reconcilers rebuild from it after a restart (a batch index without a task would run again).
+            stale = conn.execute(select(t.c.id, t.c.job_id).where(t.c.finished_at < before)).all()
+            replaced: set[str] = set()
+            for chunk in _chunks(sorted({job_id for _, job_id in stale}), 500):
+                rows = conn.execute(select(t.c.id, t.c.body).where(t.c.job_id.in_(chunk))).all()
+                replaced.update(task.resubmit_of for task in _decode(rows, Task, "task") if task.resubmit_of)
+            for chunk in _chunks([ident for ident, _ in stale if ident in replaced], 500):
+                conn.execute(delete(t).where(t.c.id.in_(chunk)))
         return len(ids)
 
     def _fetch(self, stmt: Select[Any]) -> Sequence[Any]:
@@ -189,7 +207,11 @@ def open_store(url: str, *, sqlite_synchronous: str = "FULL") -> SqlStore:
     else:
         engine = create_engine(url, pool_pre_ping=True)
     store = SqlStore(engine)
-    store.open()
+    try:
+        store.open()
+    except BaseException:
+        store.close()  # the caller never gets the store, so its connections would leak
+        raise
     return store
 
 

@@ -1,0 +1,149 @@
+"""The agent protocol at the wire: heartbeats, reconnects, and the reconciliation safety rule."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.support.cluster import MasterProcess, cluster, wait_for
+from tests.support.specs import batch_job, service_job
+
+pytestmark = pytest.mark.integration
+
+
+def register_message(agent_id: str, tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "type": "register",
+        "agent_id": agent_id,
+        "resources": {"cpu": 4, "memory_mb": 8192, "disk_mb": 10000, "network_mbps": 1000, "gpu": 0},
+        "attributes": {"zone": "zone-x", "instance_type": "test", "host_group": "default", "custom": {}},
+        "runtime": "sim",
+        "tasks": tasks,
+    }
+
+
+async def register_and_listen(
+    url: str, agent_id: str, tasks: list[dict[str, Any]], seconds: float
+) -> list[dict]:
+    """Register as an agent reporting ``tasks`` and return every message the master sends for a while."""
+    received: list[dict] = []
+    async with connect(url.replace("http://", "ws://") + "/api/v1/agents/stream") as ws:
+        await ws.send(json.dumps(register_message(agent_id, tasks)))
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                received.append(json.loads(await asyncio.wait_for(ws.recv(), left)))
+            except TimeoutError:
+                break
+            await ws.send(json.dumps({"type": "heartbeat", "seq": len(received)}))
+    return received
+
+
+def test_an_agent_that_stops_heartbeating_goes_unreachable_and_its_tasks_come_back(tmp_path: Path) -> None:
+    with cluster(tmp_path, agents=2) as (master, fleet):
+        job = master.submit(service_job(2))
+        wait_for(lambda: len(master.tasks(job["id"], ["Started"])) == 2, what="2 started")
+        ids = {t["id"] for t in master.tasks(job["id"])}
+        host = master.tasks(job["id"])[0]["host_id"]
+        agent = fleet.pool.agent(host)
+        agent.paused = True  # the connection stays open, but the agent falls silent
+        wait_for(
+            lambda: master.http.get(f"/api/v1/hosts/{host}").json()["state"] == "unreachable",
+            what="the host to be unreachable",
+        )
+        disconnected = [t for t in master.tasks(job["id"]) if t["host_id"] == host]
+        assert disconnected and all(t["state"] == "Disconnected" for t in disconnected)
+        agent.paused = False  # it reconnects (the master closed the silent connection) and re-registers
+        wait_for(
+            lambda: master.http.get(f"/api/v1/hosts/{host}").json()["state"] == "ready",
+            what="the host to come back",
+        )
+        wait_for(lambda: len(master.tasks(job["id"], ["Started"])) == 2, what="tasks Started again")
+        # Same tasks as before: back from Disconnected, not replaced.
+        assert {t["id"] for t in master.tasks(job["id"])} == ids
+
+
+def test_a_few_unknown_tasks_are_killed_but_many_raise_an_alert_and_nothing_is_killed(tmp_path: Path) -> None:
+    master = MasterProcess(tmp_path / "m").start()
+    try:
+        few = [{"task_id": f"ghost-{i}", "state": "Started"} for i in range(2)]
+        messages = asyncio.run(register_and_listen(master.url, "host-few", few, 1.5))
+        kills = [m for m in messages if m["type"] == "kill"]
+        assert {k["task_id"] for m in kills for k in m["tasks"]} == {"ghost-0", "ghost-1"}
+        assert master.http.get("/api/v1/status").json()["alerts"] == []
+
+        many = [{"task_id": f"stranger-{i}", "state": "Started"} for i in range(12)]
+        messages = asyncio.run(register_and_listen(master.url, "host-many", many, 1.5))
+        assert [
+            m for m in messages if m["type"] == "kill"
+        ] == []  # a master that lost its state kills nothing
+        alerts = master.http.get("/api/v1/status").json()["alerts"]
+        assert len(alerts) == 1 and alerts[0]["host_id"] == "host-many"
+        assert len(alerts[0]["unknown_tasks"]) == 12
+        assert "none were killed" in alerts[0]["message"]
+    finally:
+        master.close()
+
+
+def test_a_finished_report_is_forgotten_only_after_the_master_recorded_it(tmp_path: Path) -> None:
+    with cluster(tmp_path, agents=1) as (master, fleet):
+        job = master.submit(batch_job(["sh", "-c", "sleep 0.2"], size=3))
+        master.wait_job_finished(job["id"])
+        agent = fleet.pool.agents[0]
+        # The master told the agent to forget what it recorded: the agent's table is empty again.
+        wait_for(lambda: fleet.run(lambda: len(agent.table)) == 0, what="the agent to forget finished tasks")
+
+
+def test_launches_and_kills_travel_as_batches(tmp_path: Path) -> None:
+    master = MasterProcess(tmp_path / "m").start()
+    try:
+
+        async def scenario() -> list[dict]:
+            url = master.url.replace("http://", "ws://") + "/api/v1/agents/stream"
+            async with connect(url) as ws:
+                await ws.send(json.dumps(register_message("batcher", [])))
+                assert json.loads(await ws.recv())["type"] == "registered"
+                job = await asyncio.to_thread(master.submit, batch_job(["sleep", "100"], size=6))
+                launch = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                reports = [{"task_id": t["task_id"], "state": "Started"} for t in launch["tasks"]]
+                await ws.send(json.dumps({"type": "status", "updates": reports}))
+                await asyncio.to_thread(master.http.post, f"/api/v1/jobs/{job['id']}/kill")
+                kill = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                return [launch, kill]
+
+        launch, kill = asyncio.run(scenario())
+        assert launch["type"] == "launch" and len(launch["tasks"]) == 6  # one frame for the whole placement
+        assert launch["tasks"][0]["container"]["command"] == ["sleep", "100"]
+        assert kill["type"] == "kill" and len(kill["tasks"]) == 6
+        assert {k["reason"] for k in kill["tasks"]} == {"killed"}
+    finally:
+        master.close()
+
+
+def test_a_registration_with_impossible_resources_is_refused(tmp_path: Path) -> None:
+    master = MasterProcess(tmp_path / "m").start()
+    try:
+
+        async def scenario() -> tuple[int | None, str]:
+            url = master.url.replace("http://", "ws://") + "/api/v1/agents/stream"
+            async with connect(url) as ws:
+                bad = register_message("liar", [])
+                bad["resources"]["cpu"] = -8
+                await ws.send(json.dumps(bad))
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 5)
+                assert ws.close_code is not None
+                return ws.close_code, ws.close_reason or ""
+
+        code, reason = asyncio.run(scenario())
+        assert code == 1008 and "bad_register" in reason
+        assert master.http.get("/api/v1/hosts").json()["items"] == []
+    finally:
+        master.close()
