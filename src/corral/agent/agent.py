@@ -195,12 +195,3 @@ class Agent:
                 await ws.close()
         if kill_tasks:
             await self.runtime.close()
-
-
-def describe(agent: Agent) -> dict[str, Any]:
-    return {
-        "agent_id": agent.config.agent_id,
-        "connected": agent.connected.is_set(),
-        "tasks": len(agent.table),
-        "registrations": agent.registrations,
-    }

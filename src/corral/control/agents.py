@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -78,7 +78,6 @@ class AgentHub:
         self._outbox = _Outbox()
         self._kills: dict[str, list[wire.KillSpec]] = {}
         self._kill_flush_scheduled = False
-        self.launch_listeners: list[Callable[[Sequence[str]], None]] = []
 
     # -- connection lifecycle -------------------------------------------------------------------
 
@@ -294,7 +293,6 @@ class AgentHub:
     def _send_launches(self, task_ids: Sequence[str]) -> None:
         by_host: dict[str, list[wire.LaunchSpec]] = {}
         kills: list[Task] = []
-        sent: list[str] = []
         for task_id in task_ids:
             task = self.state.tasks.get(task_id)
             if task is None or task.host_id is None:
@@ -316,11 +314,8 @@ class AgentHub:
                 attempt=task.attempt,
             )
             by_host.setdefault(task.host_id, []).append(spec)
-            sent.append(task.id)
         for host_id, specs in by_host.items():
             session = self.sessions.get(host_id)
             if session is not None:
                 session.channel.send(wire.encode(wire.Launch(tuple(specs))))
         self.send_kills(kills)
-        for listener in self.launch_listeners:
-            listener(sent)

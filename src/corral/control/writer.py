@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from corral.domain.job import Job
 from corral.domain.task import Task
-from corral.store.protocol import Store, StoreError, WriteBatch
+from corral.store.protocol import Store, WriteBatch
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +103,15 @@ class StoreWriter:
 
     async def _write(self, batch: WriteBatch) -> None:
         delay = self.retry_delay_s
-        for attempt in range(self.retries + 1):
+        attempt = 0
+        while True:
             try:
                 await asyncio.to_thread(self.store.write, batch)
                 return
             except Exception as e:
-                if attempt == self.retries:
-                    raise WriterFailed(f"store write failed {attempt + 1} times: {e}") from e
-                log.warning("store write failed (attempt %d), retrying in %.1fs: %s", attempt + 1, delay, e)
+                attempt += 1
+                if attempt > self.retries:
+                    raise WriterFailed(f"store write failed {attempt} times: {e}") from e
+                log.warning("store write failed (attempt %d), retrying in %.1fs: %s", attempt, delay, e)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        raise StoreError("unreachable")
