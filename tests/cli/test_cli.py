@@ -119,3 +119,37 @@ def test_errors_are_one_line_with_the_code_and_a_non_zero_exit(master: MasterPro
 def test_status_reports_the_master(master: MasterProcess) -> None:
     status = json.loads(corral(master, "status").stdout)
     assert status["leader"] is True and status["hosts"] == {"ready": 2}
+
+
+def test_capacity_groups_modes_and_drain_from_the_command_line(master: MasterProcess) -> None:
+    made = corral(master, "group", "create", "render", "--tier", "critical", "--cpu", "1", "--limit-cpu", "1")
+    assert made.returncode == 0, made.stderr
+    listing = corral(master, "group", "ls")
+    assert "render" in listing.stdout and "critical" in listing.stdout
+    assert as_json(master, "group", "show", "render")["limit"]["cpu"] == 1
+
+    spec = batch_job(["sleep", "100"], size=2, application="rendering")
+    spec["capacity_group"] = "render"
+    spec["container"]["resources"]["cpu"] = 1
+    job = master.submit(spec)
+    waiting = wait_for(
+        lambda: [t for t in master.tasks(job["id"], ["Accepted"]) if t.get("pending")],
+        what="one task held back",
+    )
+    why = corral(master, "why", waiting[0]["id"])
+    assert "capacity group `render` at its limit" in why.stdout
+
+    assert "spread" in corral(master, "scheduler", "mode", "critical", "spread").stdout
+    assert as_json(master, "scheduler", "show")["modes"]["critical"] == "spread"
+    bad = corral(master, "scheduler", "mode", "critical", "sideways")
+    assert bad.returncode == 1 and "mode" in bad.stderr
+
+    assert "draining" in corral(master, "host", "drain", "sim-0001").stdout
+    assert as_json(master, "host", "ls")[1]["draining"] is True
+    assert "taking new tasks" in corral(master, "host", "undrain", "sim-0001").stdout
+
+    in_use = corral(master, "group", "delete", "render")
+    assert in_use.returncode == 1 and "capacity_group_in_use" in in_use.stderr
+    corral(master, "job", "kill", job["id"])
+    master.wait_job_finished(job["id"])
+    assert corral(master, "group", "delete", "render").returncode == 0

@@ -171,11 +171,15 @@ OPS = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(OPS)
+@given(OPS, st.booleans())
 def test_indices_always_match_a_recount_from_the_records(
-    ops: list[tuple[str, TaskState, str | None] | str],
+    ops: list[tuple[str, TaskState, str | None] | str], h2_registers_late: bool
 ) -> None:
     state = _state()
+    hosts = {h: Host(h, Resources(64, 1 << 20, 1 << 20, 10_000, 4)) for h in ("h1", "h2")}
+    state.put_host(hosts["h1"])
+    if not h2_registers_late:
+        state.put_host(hosts["h2"])
     for op in ops:
         if isinstance(op, str):
             state.drop_task(op)
@@ -197,3 +201,13 @@ def test_indices_always_match_a_recount_from_the_records(
             assert state.allocated(h) == expected
             assert sorted(t.id for t in state.tasks_on_host(h)) == sorted(t.id for t in held)
             assert state.used_ports(h) == {p for t in held for p in t.ports}
+            if h in state.hosts:
+                # The scheduler's arrays agree with the records.
+                assert state.free(hosts[h]) == hosts[h].resources - expected
+                c = state.cluster
+                assert set(c.used_ports.get(c.index[h], frozenset())) == {p for t in held for p in t.ports}
+    if h2_registers_late:
+        state.put_host(hosts["h2"])  # charged on registration with what its tasks already hold
+        held = [t for t in state.tasks.values() if t.on_host and t.host_id == "h2"]
+        expected = sum((state.jobs[t.job_id].descriptor.container.resources.vector for t in held), ZERO)
+        assert state.free(hosts["h2"]) == hosts["h2"].resources - expected

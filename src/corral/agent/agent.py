@@ -38,6 +38,8 @@ class AgentConfig:
     resources: Resources
     attributes: HostAttributes = field(default_factory=HostAttributes)
     port_range: tuple[int, int] = (30000, 32767)
+    network_interfaces: int = 8
+    addresses_per_interface: int = 30
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 15.0
     status_batch_s: float = 0.005  # gather status changes this long into one frame
@@ -117,6 +119,8 @@ class Agent:
             resources=self.config.resources,
             attributes=self.config.attributes,
             port_range=self.config.port_range,
+            network_interfaces=self.config.network_interfaces,
+            addresses_per_interface=self.config.addresses_per_interface,
             runtime=self.runtime.name,
             version=__version__,
             tasks=tuple(self.table.values()),

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from corral import __version__
-from corral.api import admin, agent_stream, errors, events, hosts, jobs, tasks
+from corral.api import admin, agent_stream, errors, events, groups, hosts, jobs, tasks
 from corral.control.config import MasterConfig
 from corral.control.master import Master
 
@@ -33,6 +33,6 @@ def create_app(config: MasterConfig, on_fatal: Callable[[BaseException], None] |
         lifespan=lifespan,
     )
     errors.install(app)
-    for module in (jobs, tasks, hosts, events, admin, agent_stream):
+    for module in (jobs, tasks, hosts, groups, events, admin, agent_stream):
         app.include_router(module.router)
     return app

@@ -27,3 +27,15 @@ async def get_host(host_id: str, master: MasterDep) -> dict[str, Any]:
     if host is None:
         raise NotFoundError("host", host_id)
     return host_view(master, host)
+
+
+@router.post("/{host_id}/drain", summary="Give the host no new tasks (running ones stay)")
+async def drain(host_id: str, master: MasterDep) -> dict[str, Any]:
+    await master.ops.set_draining(host_id, True)
+    return host_view(master, master.state.hosts[host_id])
+
+
+@router.post("/{host_id}/undrain", summary="Let the host take new tasks again")
+async def undrain(host_id: str, master: MasterDep) -> dict[str, Any]:
+    await master.ops.set_draining(host_id, False)
+    return host_view(master, master.state.hosts[host_id])

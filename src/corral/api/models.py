@@ -6,8 +6,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from corral.domain.capacity import CapacityGroup, Tier
 from corral.domain.codec import from_builtins
 from corral.domain.job import Capacity, JobDescriptor
+from corral.domain.resources import Resources
+from corral.scheduler.profile import Mode
 
 
 class Strict(BaseModel):
@@ -132,3 +135,35 @@ class EnabledModel(Strict):
 
 class PruneModel(Strict):
     older_than_s: float = Field(ge=0)
+
+
+class ResourceVectorModel(Strict):
+    cpu: float = Field(0.0, ge=0)
+    memory_mb: int = Field(0, ge=0)
+    disk_mb: int = Field(0, ge=0)
+    network_mbps: int = Field(0, ge=0)
+    gpu: int = Field(0, ge=0)
+
+    def to_domain(self) -> Resources:
+        return Resources(self.cpu, self.memory_mb, self.disk_mb, self.network_mbps, self.gpu)
+
+
+class CapacityGroupBody(Strict):
+    """A capacity group without its name (the name is in the path when updating)."""
+
+    tier: Tier = Tier.FLEX
+    guarantee: ResourceVectorModel = Field(default_factory=ResourceVectorModel)
+    limit: ResourceVectorModel | None = Field(None, description="hard limit; 0 in a dimension: not limited")
+    description: str = ""
+
+    def to_domain(self, name: str) -> CapacityGroup:
+        limit = self.limit.to_domain() if self.limit is not None else None
+        return CapacityGroup(name, self.tier, self.guarantee.to_domain(), limit, self.description)
+
+
+class CapacityGroupModel(CapacityGroupBody):
+    name: str
+
+
+class ModeModel(Strict):
+    mode: Mode

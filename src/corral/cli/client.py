@@ -51,6 +51,8 @@ class Client:
             raise ApiError(
                 response.status_code, body.get("code", "error"), body.get("message", ""), body.get("field")
             )
+        if response.status_code == 204 or not response.content:
+            return None
         return response.json()
 
     def get(self, path: str, **params: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from corral.cli.context import api_errors, settings
-from corral.cli.output import ago, emit_json, styled, table
+from corral.cli.output import ago, console, emit_json, styled, table
 
 app = typer.Typer(help="Inspect hosts.", no_args_is_help=True)
 
@@ -26,7 +26,7 @@ def list_hosts(ctx: typer.Context) -> None:
         rows.append(
             (
                 h["id"],
-                styled(h["state"]),
+                styled(h["state"]) + (" [yellow]draining[/yellow]" if h["draining"] else ""),
                 attrs["zone"],
                 attrs["instance_type"],
                 f"{used['cpu']:g}/{total['cpu']:g}",
@@ -41,3 +41,26 @@ def list_hosts(ctx: typer.Context) -> None:
         ("ID", "STATE", "ZONE", "TYPE", "CPU", "MEMORY MB", "TASKS", "RUNTIME", "SEEN"),
         rows,
     )
+
+
+@app.command()
+def drain(ctx: typer.Context, host_id: str) -> None:
+    """Give a host no new tasks (what runs there keeps running)."""
+    _drain(ctx, host_id, "drain")
+
+
+@app.command()
+def undrain(ctx: typer.Context, host_id: str) -> None:
+    """Let a drained host take new tasks again."""
+    _drain(ctx, host_id, "undrain")
+
+
+def _drain(ctx: typer.Context, host_id: str, action: str) -> None:
+    s = settings(ctx)
+    with api_errors():
+        host = s.client().post(f"/api/v1/hosts/{host_id}/{action}")
+    if s.json:
+        emit_json(host)
+    else:
+        state = "draining" if host["draining"] else "taking new tasks"
+        console.print(f"host [bold]{host_id}[/bold] {state}")

@@ -47,11 +47,13 @@ class JobManager:
         self.ids = ids
         self.config = config
         self._timers: list[tuple[float, str]] = []
+        self.admit: Callable[[str], None] = lambda _group: None  # checks a job's capacity group exists
 
     # -- user commands --------------------------------------------------------------------------
 
     def submit(self, descriptor: JobDescriptor) -> Job:
         validate_descriptor(descriptor)
+        self.admit(descriptor.capacity_group)
         key = descriptor.job_group_key
         if key is not None:
             other = self.state.job_with_group(key)

@@ -20,6 +20,7 @@ from corral.control.config import MasterConfig
 from corral.control.ledger import Ledger
 from corral.control.manager import JobManager
 from corral.control.memory import evict_finished
+from corral.control.operations import Operations, drained_from_settings, profile_from_settings
 from corral.control.queries import Queries
 from corral.control.scheduling import SchedulerShell
 from corral.control.state import ClusterState
@@ -70,6 +71,7 @@ class Master:
     jobs: JobManager
     scheduler: SchedulerShell
     queries: Queries
+    ops: Operations
     bus: EventBus
 
     async def start(self) -> None:
@@ -84,6 +86,8 @@ class Master:
             await asyncio.to_thread(self._store.open)
         self.store = self._store
         loaded = await asyncio.to_thread(self.store.load_active)  # raises StoreError: refuse to lead
+        groups = await asyncio.to_thread(self.store.load_groups)
+        settings = await asyncio.to_thread(self.store.load_settings)
 
         self.state = ClusterState()
         self.bus = EventBus()
@@ -91,8 +95,12 @@ class Master:
         self.ledger = Ledger(self.state, self.writer, self.bus)
         self.hub = AgentHub(self.ledger, self.store, self.writer, self.clock, self.config)
         self.jobs = JobManager(self.ledger, self.hub, self.clock, IdGenerator(self.clock), self.config.jobs)
-        self.scheduler = SchedulerShell(self.ledger, self.hub)
+        self.scheduler = SchedulerShell(self.ledger, self.hub, profile_from_settings(settings))
         self.queries = Queries(self.state, self.store)
+        self.ops = Operations(self.ledger, self.store, self.scheduler)
+        self.jobs.admit = self.ops.require_group
+        self.state.groups.update((g.name, g) for g in groups)
+        self.state.drained = drained_from_settings(settings)
 
         self.state.load(loaded.jobs, loaded.tasks)
         now = self.clock()

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from corral.domain.capacity import DEFAULT_GROUP, CapacityGroup, default_group
+from corral.domain.constraints import ConstraintName, is_enabled
 from corral.domain.host import Host
 from corral.domain.job import Job
 from corral.domain.resources import ZERO, Resources
 from corral.domain.states import TaskState
 from corral.domain.task import Task
+from corral.scheduler.cluster import Cluster, HostSpec, Placement
 
 
 class ClusterState:
@@ -25,8 +28,11 @@ class ClusterState:
         self._by_host: dict[str, dict[str, None]] = {}
         self._pending: dict[str, None] = {}  # Accepted tasks, in creation order
         self._group_keys: dict[str, str] = {}
-        self._allocated: dict[str, Resources] = {}
-        self._ports: dict[str, set[int]] = {}
+        self.cluster = Cluster()  # the scheduler's arrays, kept current with every placement
+        self.groups: dict[str, CapacityGroup] = {DEFAULT_GROUP: default_group()}
+        self.drained: set[str] = set()  # hosts an operator is draining (kept across restarts)
+        self._footprints: dict[str, Placement] = {}  # task -> what it holds on its host
+        self._usage: dict[str, Resources] = {}  # capacity group -> what its placed tasks hold
 
     # -- jobs -----------------------------------------------------------------------------------
 
@@ -95,35 +101,107 @@ class ClusterState:
     def tasks_on_host(self, host_id: str) -> list[Task]:
         return [self.tasks[t] for t in self._by_host.get(host_id, {})]
 
-    def _resources(self, task: Task) -> Resources:
+    def _footprint(self, task: Task) -> Placement | None:
         job = self.jobs.get(task.job_id)
-        return job.descriptor.container.resources.vector if job else ZERO
+        if job is None:
+            return None
+        c = job.descriptor.container
+        exclusive = is_enabled(c.hard_constraints.get(ConstraintName.EXCLUSIVE_HOST, "false"))
+        return Placement(
+            job_id=task.job_id,
+            request=c.resources.vector,
+            ports=task.ports,
+            sg_code=self.cluster.sg_code(c.security.security_groups),
+            interface=task.interface,
+            address=task.address,
+            exclusive=exclusive,
+            image=c.image.reference,
+        )
 
     def _hold(self, task: Task, host_id: str) -> None:
         self._by_host.setdefault(host_id, {})[task.id] = None
-        self._allocated[host_id] = self._allocated.get(host_id, ZERO) + self._resources(task)
-        self._ports.setdefault(host_id, set()).update(task.ports)
+        footprint = self._footprint(task)
+        if footprint is None:
+            return
+        self._footprints[task.id] = footprint
+        group = self.jobs[task.job_id].descriptor.capacity_group
+        self._usage[group] = self._usage.get(group, ZERO) + footprint.request
+        h = self.cluster.index.get(host_id)
+        if h is not None:  # a host not registered yet is charged when it registers
+            self.cluster.assign(h, footprint)
 
     def _release(self, task: Task, host_id: str) -> None:
         on_host = self._by_host.get(host_id)
         if on_host is not None:
             on_host.pop(task.id, None)
-        self._allocated[host_id] = self._allocated.get(host_id, ZERO) - self._resources(task)
-        self._ports.get(host_id, set()).difference_update(task.ports)
+        footprint = self._footprints.pop(task.id, None)
+        if footprint is None:
+            return
+        group = self.jobs[task.job_id].descriptor.capacity_group if task.job_id in self.jobs else None
+        if group is not None:
+            self._usage[group] = self._usage.get(group, ZERO) - footprint.request
+        h = self.cluster.index.get(host_id)
+        if h is not None:
+            self.cluster.release(h, footprint)
 
     # -- hosts ----------------------------------------------------------------------------------
 
     def put_host(self, host: Host) -> None:
+        previous = self.hosts.get(host.id)
         self.hosts[host.id] = host
-
-    def allocated(self, host_id: str) -> Resources:
-        return self._allocated.get(host_id, ZERO)
+        if previous is not None and _same_for_scheduling(previous, host):
+            return
+        new = host.id not in self.cluster.index
+        self.cluster.upsert_host(
+            HostSpec(
+                host_id=host.id,
+                total=host.resources,
+                attributes={
+                    "zone": host.attributes.zone,
+                    "instance_type": host.attributes.instance_type,
+                    "host_group": host.attributes.host_group,
+                    **host.attributes.custom,
+                },
+                port_range=host.port_range,
+                interfaces=host.network_interfaces,
+                addresses_per_interface=host.addresses_per_interface,
+                schedulable=host.schedulable,
+            )
+        )
+        if new:
+            h = self.cluster.index[host.id]
+            for task_id in self._by_host.get(host.id, {}):
+                footprint = self._footprints.get(task_id)
+                if footprint is not None:
+                    self.cluster.assign(h, footprint)
 
     def free(self, host: Host) -> Resources:
-        return host.resources - self.allocated(host.id)
+        h = self.cluster.index.get(host.id)
+        if h is None:
+            return host.resources
+        cpu, memory, disk, network, gpu = (float(x) for x in self.cluster.free[h])
+        return Resources(cpu, int(memory), int(disk), int(network), int(gpu))
+
+    def allocated(self, host_id: str) -> Resources:
+        """What the tasks on a host hold, from the task records (registered or not)."""
+        total = ZERO
+        for task_id in self._by_host.get(host_id, {}):
+            footprint = self._footprints.get(task_id)
+            if footprint is not None:
+                total = total + footprint.request
+        return total
 
     def used_ports(self, host_id: str) -> frozenset[int]:
-        return frozenset(self._ports.get(host_id, ()))
+        ports: set[int] = set()
+        for task_id in self._by_host.get(host_id, {}):
+            footprint = self._footprints.get(task_id)
+            if footprint is not None:
+                ports.update(footprint.ports)
+        return frozenset(ports)
+
+    def group_usage(self) -> dict[str, Resources]:
+        """What each capacity group's placed tasks hold."""
+        return dict(self._usage)
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -133,3 +211,15 @@ class ClusterState:
         for task in tasks:
             if task.job_id in self.jobs:
                 self.put_task(task)
+
+
+def _same_for_scheduling(a: Host, b: Host) -> bool:
+    """True when only bookkeeping (heartbeat times) differs: the cluster arrays need no update."""
+    return (
+        a.resources == b.resources
+        and a.attributes == b.attributes
+        and a.port_range == b.port_range
+        and a.network_interfaces == b.network_interfaces
+        and a.addresses_per_interface == b.addresses_per_interface
+        and a.schedulable == b.schedulable
+    )

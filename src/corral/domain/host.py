@@ -38,10 +38,15 @@ class Host:
     last_heartbeat: float = 0.0
     runtime: str = "sim"
     agent_version: str = ""
+    network_interfaces: int = 8  # the two-level network resource: interfaces ...
+    addresses_per_interface: int = 30  # ... each holding this many addresses
+    healthy: bool = True  # the agent's own health checks pass
+    health_detail: str = ""
+    draining: bool = False  # an operator asked for no new work here
 
     @property
     def schedulable(self) -> bool:
-        return self.state is HostState.READY and self.enabled
+        return self.state is HostState.READY and self.enabled and self.healthy and not self.draining
 
     @property
     def port_count(self) -> int:

@@ -31,6 +31,8 @@ class Task:
     resubmit_of: str | None = None  # the task this one replaces
     host_id: str | None = None
     ports: tuple[int, ...] = ()
+    interface: int | None = None  # the network interface the task's address is on ...
+    address: int | None = None  # ... and which of its address slots
     started_at: float | None = None
     finished_at: float | None = None
     reason: FinishedReason | None = None

@@ -39,6 +39,8 @@ class Register:
     resources: Resources
     attributes: HostAttributes = field(default_factory=HostAttributes)
     port_range: tuple[int, int] = (30000, 32767)
+    network_interfaces: int = 8
+    addresses_per_interface: int = 30
     runtime: str = "sim"
     version: str = ""
     protocol: int = PROTOCOL_VERSION
@@ -71,6 +73,8 @@ class LaunchSpec:
     index: int | None
     container: Container
     ports: tuple[int, ...] = ()
+    interface: int | None = None
+    address: int | None = None
     runtime_limit_s: int | None = None
     attempt: int = 0
 
@@ -134,6 +138,12 @@ def validate_register(msg: Register) -> None:
     low, high = msg.port_range
     if not 1 <= low <= high <= 65535:
         raise ValidationError("bad_register", f"port range {low}-{high} is not within 1-65535", "port_range")
+    if not 0 <= msg.network_interfaces <= 64 or not 0 <= msg.addresses_per_interface <= 64:
+        raise ValidationError(
+            "bad_register",
+            "network interfaces and addresses per interface must be 0..64",
+            "network_interfaces",
+        )
     if msg.protocol != PROTOCOL_VERSION:
         raise ValidationError(
             "bad_register", f"agent speaks protocol {msg.protocol}, the master {PROTOCOL_VERSION}", "protocol"

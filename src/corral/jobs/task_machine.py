@@ -32,6 +32,8 @@ class Placed:
     host_id: str
     at: float
     ports: tuple[int, ...] = ()
+    interface: int | None = None
+    address: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +85,14 @@ def transition(task: Task, event: TaskStimulus) -> Task | None:
         case Placed():
             if task.state is not TaskState.ACCEPTED:
                 return None
-            return _enter(
-                replace(task, host_id=event.host_id, ports=event.ports), TaskState.LAUNCHED, event.at
+            placed = replace(
+                task,
+                host_id=event.host_id,
+                ports=event.ports,
+                interface=event.interface,
+                address=event.address,
             )
+            return _enter(placed, TaskState.LAUNCHED, event.at)
         case Reported():
             return _reported(task, event)
         case KillRequested():

@@ -1,4 +1,5 @@
-"""The scheduler's output: where tasks go, and for each task left pending, why."""
+"""The scheduler's output: where tasks go (concretely: ports, interface, address) and, for each task
+left pending, why — the reason, a sentence, and how many hosts each filter turned away."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from enum import StrEnum
 class PendingReason(StrEnum):
     NOT_READY = "not_ready"  # waiting out a retry delay
     NO_HOSTS = "no_hosts"  # no host is registered and schedulable
-    NO_CAPACITY = "no_capacity"  # no schedulable host has room
-    NO_PORTS = "no_ports"  # hosts have room but not enough free ports
+    NO_CAPACITY = "no_capacity"  # hosts are too full (cpu, memory, disk, network, gpu)
+    NO_PORTS = "no_ports"
+    NO_NETWORK = "no_network"  # no interface and address for the task's security groups
+    CONSTRAINT = "constraint"  # a hard constraint rules out the hosts with room
+    GROUP_LIMIT = "group_limit"  # the capacity group is at its hard limit: not a cluster shortfall
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +22,8 @@ class Assignment:
     task_id: str
     host_id: str
     ports: tuple[int, ...] = ()
+    interface: int | None = None
+    address: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +31,8 @@ class Pending:
     task_id: str
     reason: PendingReason
     message: str
-    rejections: dict[str, int] = field(default_factory=dict)  # filter name -> hosts it rejected
+    rejections: dict[str, int] = field(default_factory=dict)  # filter -> hosts it turned away
+    hosts: int = 0  # hosts considered
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,94 +1,85 @@
-"""Placement: first fit over hosts, never over-committing a host (the placeholder before Fenzo-grade).
+"""``schedule(snapshot, profile, rng) -> Plan``: one scheduling iteration, purely computational.
 
-Each task goes to the first schedulable host with room for its resources and ports; the host's free
-vector is reduced before the next task is considered.
+It forks the snapshot's cluster, serves the queue (tiers, DRF buckets, jobs, tasks), places each job's
+tasks as a class, and explains every task it leaves pending. The same snapshot, profile and seed give
+the same plan.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any
+import numpy as np
 
-from corral.domain.resources import Resources
+from corral.domain.capacity import TIER_ORDER
+from corral.scheduler.cluster import vector
+from corral.scheduler.context import build_context
+from corral.scheduler.explain import explain
+from corral.scheduler.placement import ClassPlacer
 from corral.scheduler.plan import Assignment, Pending, PendingReason, Plan
 from corral.scheduler.profile import Profile
-from corral.scheduler.snapshot import HostOffer, Snapshot, TaskRequest
+from corral.scheduler.queue import TierQueue, buckets_by_tier
+from corral.scheduler.snapshot import PendingTask, Snapshot
+
+JITTER = 1e-9  # breaks exact ties between equally good hosts, reproducibly for a given seed
 
 
-@dataclass(slots=True)
-class _HostRoom:
-    offer: HostOffer
-    free: Resources
-    used_ports: set[int] = field(default_factory=set)
-
-    def take_ports(self, count: int) -> tuple[int, ...] | None:
-        low, high = self.offer.port_range
-        picked: list[int] = []
-        port = low
-        while len(picked) < count and port <= high:
-            if port not in self.used_ports:
-                picked.append(port)
-            port += 1
-        return tuple(picked) if len(picked) == count else None
-
-
-def schedule(snapshot: Snapshot, profile: Profile, rng: Any = None) -> Plan:
-    """Place every ready task of ``snapshot`` that fits; explain every task left pending."""
-    del profile, rng  # first fit needs neither; the interface is the one the full scheduler keeps
-    rooms = [_HostRoom(h, h.free, set(h.used_ports)) for h in snapshot.hosts if h.schedulable]
-    unschedulable = len(snapshot.hosts) - len(rooms)
+def schedule(snapshot: Snapshot, profile: Profile, rng: np.random.Generator) -> Plan:
+    cluster = snapshot.cluster.fork()
+    n = cluster.size
+    tiebreak = rng.random(n) * JITTER
     assignments: list[Assignment] = []
     pending: list[Pending] = []
+    ready: list[PendingTask] = []
     for task in snapshot.tasks:
         if task.ready_at > snapshot.now:
             wait = task.ready_at - snapshot.now
             pending.append(
                 Pending(task.task_id, PendingReason.NOT_READY, f"retry delay: ready in {wait:.1f}s")
             )
-            continue
-        placed = _place(task, rooms)
-        if placed is not None:
-            assignments.append(placed)
         else:
-            pending.append(_explain(task, rooms, unschedulable))
+            ready.append(task)
+    schedulable = cluster.schedulable[:n]
+    cluster_total = cluster.total[:n][schedulable].sum(axis=0) if n else np.zeros(5)
+    changed: list[int] = []  # hosts changed by this iteration, in order (placers catch up on resume)
+    seen: dict[str, int] = {}  # placer -> how far into ``changed`` it has caught up
+    placers: dict[str, ClassPlacer] = {}
+    tiers = buckets_by_tier(snapshot, ready)
+    for tier in TIER_ORDER:
+        weights = profile.for_tier(tier)
+        queue = TierQueue(tiers.get(tier, []), cluster_total)
+        while (turn := queue.next()) is not None:
+            bucket, rival = turn
+            cls, tasks = bucket.classes[0]
+            req = vector(cls.request)
+            room = bucket.limit_room(req)
+            if room == 0:
+                message = f"capacity group `{bucket.group.name}` at its limit"
+                pending.extend(Pending(t.task_id, PendingReason.GROUP_LIMIT, message) for t in tasks)
+                bucket.classes.popleft()
+                queue.put_back(bucket)
+                continue
+            placer = placers.get(cls.job_id)
+            if placer is None:
+                ctx = build_context(cluster, cls, need_zones=weights.job_spread_zone > 0)
+                placer = placers[cls.job_id] = ClassPlacer(ctx, weights, tiebreak)
+            else:
+                placer.catch_up(changed[seen[cls.job_id] :])
+            count = min(len(tasks), room, bucket.turn_length(req, rival, cluster_total))
+            landed = placer.place(count)
+            for task, spot in zip(tasks, landed, strict=False):
+                assignments.append(
+                    Assignment(task.task_id, cluster.ids[spot.host], spot.ports, spot.interface, spot.address)
+                )
+                changed.append(spot.host)
+            seen[cls.job_id] = len(changed)
+            bucket.usage += req * len(landed)
+            rest = tasks[len(landed) :]
+            if len(landed) < count:
+                reason, message, rejections = explain(placer.ctx)
+                pending.extend(Pending(t.task_id, reason, message, rejections, n) for t in rest)
+                bucket.classes.popleft()
+            elif not rest:
+                bucket.classes.popleft()
+            else:
+                bucket.classes[0] = (cls, rest)
+            queue.put_back(bucket)
     return Plan(tuple(assignments), tuple(pending))
-
-
-def _place(task: TaskRequest, rooms: list[_HostRoom]) -> Assignment | None:
-    for room in rooms:
-        if not task.resources.fits_in(room.free):
-            continue
-        ports = room.take_ports(task.ports)
-        if ports is None:
-            continue
-        room.free = room.free - task.resources
-        room.used_ports.update(ports)
-        return Assignment(task.task_id, room.offer.host_id, ports)
-    return None
-
-
-def _explain(task: TaskRequest, rooms: list[_HostRoom], unschedulable: int) -> Pending:
-    rejections: Counter[str] = Counter()
-    if unschedulable:
-        rejections["host_unavailable"] = unschedulable
-    if not rooms:
-        return Pending(task.task_id, PendingReason.NO_HOSTS, "no schedulable host", dict(rejections))
-    short_ports = 0
-    for room in rooms:
-        short = task.resources.short_of(room.free)
-        if short:
-            rejections.update(f"resources:{name}" for name in short)
-        else:
-            short_ports += 1
-    if short_ports:
-        rejections["ports"] = short_ports
-    if short_ports == len(rooms):
-        return Pending(
-            task.task_id, PendingReason.NO_PORTS, f"no ports: {short_ports} hosts", dict(rejections)
-        )
-    name, count = max(
-        ((k, v) for k, v in rejections.items() if k.startswith("resources:")), key=lambda kv: kv[1]
-    )
-    message = f"no capacity: {name.split(':', 1)[1]} — {count:,} of {len(rooms):,} hosts too full"
-    return Pending(task.task_id, PendingReason.NO_CAPACITY, message, dict(rejections))

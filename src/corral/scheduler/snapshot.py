@@ -1,32 +1,45 @@
-"""The scheduler's input: the tasks waiting to be placed and what each host has free, at ``now``."""
+"""The scheduler's input: the cluster, the tasks waiting, their jobs as equivalence classes, and the
+capacity groups with what they use now."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from corral.domain.capacity import CapacityGroup
 from corral.domain.resources import Resources
+from corral.scheduler.cluster import Cluster
 
 
 @dataclass(frozen=True, slots=True)
-class TaskRequest:
+class JobClass:
+    """What every task of one job asks for: placed as a class, its feasibility computed once."""
+
+    job_id: str
+    group: str
+    request: Resources
+    created_at: float = 0.0
+    ports: int = 0
+    sg_code: int | None = None  # the cluster's code for the job's security-group set
+    image: str = ""
+    size: int = 1  # batch size or service desired: zone_balance spreads this many
+    hard: Mapping[str, str] = field(default_factory=dict)
+    soft: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingTask:
     task_id: str
     job_id: str
-    resources: Resources
-    ports: int = 0
     ready_at: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class HostOffer:
-    host_id: str
-    free: Resources
-    port_range: tuple[int, int] = (30000, 32767)
-    used_ports: frozenset[int] = field(default_factory=frozenset)
-    schedulable: bool = True
+    order: tuple[float, int] = (0.0, 0)  # within a job: (created_at, index)
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     now: float
-    tasks: tuple[TaskRequest, ...]
-    hosts: tuple[HostOffer, ...]
+    cluster: Cluster  # not changed by scheduling: the scheduler works on a fork
+    jobs: Mapping[str, JobClass]
+    tasks: Sequence[PendingTask]
+    groups: Mapping[str, CapacityGroup] = field(default_factory=dict)
+    usage: Mapping[str, Resources] = field(default_factory=dict)  # per group: what its placed tasks hold

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from corral.domain.capacity import CapacityGroup
 from corral.domain.job import Job
 from corral.domain.states import JobState, JobType, TaskState
 from corral.domain.task import Task
@@ -70,6 +71,17 @@ class Store(Protocol):
     def get_task(self, task_id: str) -> Task | None: ...
 
     def list_tasks(self, query: TaskQuery) -> list[Task]: ...
+
+    def load_groups(self) -> list[CapacityGroup]:
+        """Every capacity group. Raises StoreError on a bad row."""
+
+    def put_group(self, group: CapacityGroup) -> None: ...
+
+    def delete_group(self, name: str) -> None: ...
+
+    def load_settings(self) -> dict[str, str]: ...
+
+    def put_setting(self, key: str, value: str) -> None: ...
 
     def prune_finished(self, before: float) -> int:
         """Delete jobs (and their tasks) finished before ``before``, and older finished tasks that a newer

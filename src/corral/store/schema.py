@@ -69,6 +69,20 @@ tasks = Table(
     Index("corral_tasks_host_id", "host_id"),
 )
 
+capacity_groups = Table(
+    "corral_capacity_groups",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("body", Text, nullable=False),
+)
+
+settings = Table(
+    "corral_settings",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
 CORRAL_TABLES = frozenset(t.name for t in metadata.sorted_tables)
 
 
@@ -77,5 +91,11 @@ def _v1(conn: Connection) -> None:
         table.create(conn)
 
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1,)
+def _v2(conn: Connection) -> None:
+    """Capacity groups and operator settings (e.g. each tier's scheduling mode)."""
+    for table in (capacity_groups, settings):
+        table.create(conn)
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
 LATEST_VERSION = len(MIGRATIONS)

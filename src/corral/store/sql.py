@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from corral.domain.capacity import CapacityGroup
 from corral.domain.codec import DecodeError, from_json, to_json
 from corral.domain.job import Job
 from corral.domain.states import JobState
@@ -186,6 +187,44 @@ class SqlStore:
             for chunk in _chunks([ident for ident, _ in stale if ident in replaced], 500):
                 conn.execute(delete(t).where(t.c.id.in_(chunk)))
         return len(ids)
+
+    # -- capacity groups and settings ------------------------------------------------------------
+
+    def load_groups(self) -> list[CapacityGroup]:
+        g = schema.capacity_groups
+        try:
+            rows = self._fetch(select(g.c.name, g.c.body).order_by(g.c.name))
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot load capacity groups: {e}") from e
+        return _decode(rows, CapacityGroup, "capacity group")
+
+    def put_group(self, group: CapacityGroup) -> None:
+        g = schema.capacity_groups
+        with self.engine.begin() as conn:
+            stmt = self._insert(g).values(name=group.name, body=to_json(group).decode())
+            conn.execute(
+                stmt.on_conflict_do_update(index_elements=[g.c.name], set_={"body": stmt.excluded.body})
+            )
+
+    def delete_group(self, name: str) -> None:
+        g = schema.capacity_groups
+        with self.engine.begin() as conn:
+            conn.execute(delete(g).where(g.c.name == name))
+
+    def load_settings(self) -> dict[str, str]:
+        t = schema.settings
+        try:
+            return {k: v for k, v in self._fetch(select(t.c.key, t.c.value))}
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot load settings: {e}") from e
+
+    def put_setting(self, key: str, value: str) -> None:
+        t = schema.settings
+        with self.engine.begin() as conn:
+            stmt = self._insert(t).values(key=key, value=value)
+            conn.execute(
+                stmt.on_conflict_do_update(index_elements=[t.c.key], set_={"value": stmt.excluded.value})
+            )
 
     def _fetch(self, stmt: Select[Any]) -> Sequence[Any]:
         with self.engine.connect() as conn:

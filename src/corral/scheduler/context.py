@@ -1,0 +1,136 @@
+"""Per-class working state for one iteration: the request as a vector, the constraint masks that do
+not change while the class is placed, and the job's own counts per host and per zone (kept current as
+its tasks land). Computed once per class — the equivalence-class saving."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from corral.domain.constraints import ATTRIBUTE_PREFIX, ConstraintName, is_enabled
+from corral.scheduler.cluster import Bools, Cluster, Floats, Ints, vector
+from corral.scheduler.snapshot import JobClass
+
+EPS = 1e-9
+
+# Constraints that compare a host attribute with the constraint's value.
+ATTRIBUTE_CONSTRAINTS = {
+    ConstraintName.AVAILABILITY_ZONE: "zone",
+    ConstraintName.INSTANCE_TYPE: "instance_type",
+    ConstraintName.HOST_GROUP: "host_group",
+}
+
+
+def attribute_mask(cluster: Cluster, name: str, value: str) -> Bools | None:
+    """Hosts whose attribute matches a static constraint, or None if ``name`` is not such a constraint."""
+    n = cluster.size
+    if name == ConstraintName.HOST:
+        mask = np.zeros(n, dtype=bool)
+        h = cluster.index.get(value)
+        if h is not None:
+            mask[h] = True
+        return mask
+    key = ATTRIBUTE_CONSTRAINTS.get(ConstraintName(name)) if name in ATTRIBUTE_CONSTRAINTS else None
+    if key is None and name.startswith(ATTRIBUTE_PREFIX):
+        key = name[len(ATTRIBUTE_PREFIX) :]
+    if key is None:
+        return None
+    code = cluster.lookup(key, value)
+    if code is None:
+        return np.zeros(n, dtype=bool)
+    matches: Bools = cluster.attribute(key) == code
+    return matches
+
+
+@dataclass(slots=True)
+class ClassContext:
+    cls: JobClass
+    cluster: Cluster
+    req: Floats
+    dims: Ints  # the resources the class asks for (> 0)
+    static: Bools  # schedulable and every hard attribute constraint
+    static_masks: dict[str, Bools]  # each hard attribute constraint on its own (for explanations)
+    soft_static: list[Bools]  # each soft attribute constraint
+    unique: bool = False
+    exclusive: bool = False
+    zone_balance: bool = False
+    soft_unique: bool = False
+    soft_exclusive: bool = False
+    soft_zone_balance: bool = False
+    zone_limit: int = 0
+    zone: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    zone_count: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    zone_live: Bools = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    job_on_host: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    image: Bools | None = None
+
+    @property
+    def zone_dependent(self) -> bool:
+        return self.zone_balance or self.soft_zone_balance
+
+    def net_capacity(self, sel: slice | Ints) -> Ints:
+        """How many more addresses for this class's security groups each host can give."""
+        c = self.cluster
+        free_ifaces = c.free_ifaces[sel] * c.addr_per_if[sel]
+        if self.cls.sg_code is None:
+            return np.full(np.shape(free_ifaces), 1 << 30, dtype=np.int64)
+        room = c.sg_room.get(self.cls.sg_code)
+        return free_ifaces if room is None else free_ifaces + room[sel]
+
+    def place_one(self, h: int) -> None:
+        self.job_on_host[h] += 1
+        if self.zone.size:
+            z = self.zone[h]
+            if z >= 0:
+                self.zone_count[z] += 1
+
+
+def build_context(cluster: Cluster, cls: JobClass, *, need_zones: bool) -> ClassContext:
+    n = cluster.size
+    req = vector(cls.request)
+    static = cluster.schedulable[:n].copy()
+    static_masks: dict[str, Bools] = {}
+    ctx = ClassContext(cls, cluster, req, np.flatnonzero(req > 0), static, static_masks, [])
+    for name, value in cls.hard.items():
+        mask = attribute_mask(cluster, name, value)
+        if mask is not None:
+            static_masks[name] = mask
+            static &= mask
+        elif name == ConstraintName.UNIQUE_HOST:
+            ctx.unique = is_enabled(value)
+        elif name == ConstraintName.EXCLUSIVE_HOST:
+            ctx.exclusive = is_enabled(value)
+        elif name == ConstraintName.ZONE_BALANCE:
+            ctx.zone_balance = is_enabled(value)
+    for name, value in cls.soft.items():
+        mask = attribute_mask(cluster, name, value)
+        if mask is not None:
+            ctx.soft_static.append(mask)
+        elif name == ConstraintName.UNIQUE_HOST:
+            ctx.soft_unique = is_enabled(value)
+        elif name == ConstraintName.EXCLUSIVE_HOST:
+            ctx.soft_exclusive = is_enabled(value)
+        elif name == ConstraintName.ZONE_BALANCE:
+            ctx.soft_zone_balance = is_enabled(value)
+    counts = np.zeros(n, dtype=np.int64)
+    for h, count in cluster.job_hosts.get(cls.job_id, {}).items():
+        counts[h] = count
+    ctx.job_on_host = counts
+    if need_zones or ctx.zone_dependent:
+        zone = cluster.attribute("zone")
+        zones = max(len(cluster.codebook.get("zone", {})), 1)
+        ctx.zone = zone
+        known = zone >= 0
+        ctx.zone_count = np.bincount(zone[known], weights=counts[known], minlength=zones).astype(np.int64)
+        ctx.zone_live = np.bincount(zone[known & static], minlength=zones) > 0
+        live = max(int(ctx.zone_live.sum()), 1)
+        ctx.zone_limit = math.ceil(cls.size / live)
+    if cls.image:
+        ran = cluster.image_hosts.get(cls.image)
+        if ran:
+            image = np.zeros(n, dtype=bool)
+            image[list(ran)] = True
+            ctx.image = image
+    return ctx

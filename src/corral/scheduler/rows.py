@@ -1,0 +1,58 @@
+"""A view of some hosts as one class would find them: all hosts (a full scan), one host (after a
+placement), or one host ``j`` tasks later (to place several tasks on it in one step). Filters and
+scorers are written once, against this view, and vectorized over its rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from corral.scheduler.cluster import Floats, Ints
+from corral.scheduler.context import ClassContext
+
+
+@dataclass(slots=True)
+class Rows:
+    ctx: ClassContext
+    sel: slice | Ints  # which hosts
+    extra: Ints | int = 0  # tasks of this class (hypothetically) added to each row beyond the cluster's state
+
+    @classmethod
+    def all(cls, ctx: ClassContext) -> Rows:
+        return cls(ctx, slice(0, ctx.cluster.size))
+
+    @classmethod
+    def ahead(cls, ctx: ClassContext, h: int, count: int) -> Rows:
+        """``count`` rows of host ``h``: row ``j`` is the host with ``j`` more tasks of this class."""
+        return cls(ctx, np.full(count, h, dtype=np.int64), np.arange(count, dtype=np.int64))
+
+    def free(self) -> Floats:
+        free = self.ctx.cluster.free[self.sel]
+        if isinstance(self.extra, int) and self.extra == 0:
+            return free
+        return free - np.multiply.outer(self.extra, self.ctx.req)
+
+    def total(self) -> Floats:
+        return self.ctx.cluster.total[self.sel]
+
+    def plus(self, values: Ints) -> Ints:
+        return values + self.extra
+
+    def job_on_host(self) -> Ints:
+        return self.plus(self.ctx.job_on_host[self.sel])
+
+    def task_count(self) -> Ints:
+        return self.plus(self.ctx.cluster.task_count[self.sel])
+
+    def zone_count(self) -> Ints:
+        """The class's tasks in each row's zone (rows without a zone count as a zone of their own: 0)."""
+        zone = self.ctx.zone[self.sel]
+        counts = np.where(zone >= 0, self.ctx.zone_count[np.maximum(zone, 0)], 0)
+        return self.plus(counts)
+
+    def ports_free(self) -> Ints:
+        return self.ctx.cluster.ports_free[self.sel] - np.multiply(self.extra, self.ctx.cls.ports)
+
+    def net_capacity(self) -> Ints:
+        return self.ctx.net_capacity(self.sel) - self.extra
