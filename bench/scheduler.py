@@ -23,10 +23,13 @@ Scenarios:
     iter200_10000_distinct  the same, but every task is its own job (200 classes per iteration).
     small_mix_pack          1,000 x (16 cpu, 64 GB); tasks of 0.25-2 cpu (4 GB per cpu) to ~75 % of the
                             fleet's cpu. Target: packing_ratio <= 1.03.
-    large                   2,000 x (16 cpu, 64 GB); tasks of 1, 3 and 6 cpu (4 GB per cpu) to ~75 %.
-                            Target: packing_ratio <= 1.06.
-    large_saturated         the same fleet, fed random 1/3/6-cpu jobs until an iteration places nothing.
-                            Target: cpu_allocated_pct >= 97.
+    large                   the issue's "large" scenario: 2,000 x (16 cpu, 64 GB) filled with random 1-, 3-
+                            and 6-cpu jobs (4 GB per cpu) until an iteration places nothing.
+                            Targets: packing_ratio <= 1.06 and cpu_allocated_pct >= 97.
+    large_75_stream         the same fleet and task mix to only ~75 % of its cpu, arriving in iterations
+                            of >= 1,000 tasks. No target: how close online packing gets to the bound
+                            depends on the order jobs arrive in (a 6-cpu pair leaves a 4-cpu hole that
+                            only later small tasks can fill), so its ratio swings between seeds.
 
 Feeding: tasks an iteration leaves pending stay queued for the next one, as in the master (except in
 the iter200 scenarios, where each iteration is exactly its 200 new tasks and leftovers are dropped).
@@ -265,7 +268,7 @@ def batches(jobs: list[JobClass], at_least: int) -> Iterator[list[JobClass]]:
 
 
 def fleet_cpu(cluster: Cluster) -> float:
-    return float(cluster.total[: cluster.size, 0].sum())
+    return float(cluster.total[0, : cluster.size].sum())
 
 
 # -- the loop ---------------------------------------------------------------------------------------
@@ -377,8 +380,8 @@ def check_assignment(cluster: Cluster, h: int, job: JobClass, a: Assignment) -> 
 
 def lower_bound_hosts(cluster: Cluster) -> int:
     n = cluster.size
-    total = cluster.total[:n][cluster.schedulable[:n]]
-    demand = (cluster.total[:n] - cluster.free[:n]).sum(axis=0)
+    total = cluster.total[:, :n].T[cluster.schedulable[:n]]
+    demand = (cluster.total[:, :n] - cluster.free[:, :n]).T.sum(axis=0)
     bound = 0
     for d in range(total.shape[1]):
         if demand[d] <= 1e-9:
@@ -393,7 +396,7 @@ def violations(cluster: Cluster, jobs: dict[str, JobClass], placed: int) -> list
     """Invariants the plans must keep, checked on the final cluster."""
     n = cluster.size
     problems: list[str] = []
-    over = np.flatnonzero((cluster.free[:n] < -1e-6).any(axis=1))
+    over = np.flatnonzero((cluster.free[:, :n].T < -1e-6).any(axis=1))
     if over.size:
         problems.append(f"{over.size} hosts over-committed (e.g. {cluster.ids[over[0]]})")
     if int(cluster.task_count[:n].sum()) != placed:
@@ -439,8 +442,8 @@ def violations(cluster: Cluster, jobs: dict[str, JobClass], placed: int) -> list
 
 def measure(cluster: Cluster, result: Feed, jobs: dict[str, JobClass], placed_total: int) -> dict:
     n = cluster.size
-    total = cluster.total[:n]
-    alloc = total - cluster.free[:n]
+    total = cluster.total[:, :n].T
+    alloc = total - cluster.free[:, :n].T
     used = int(np.count_nonzero(cluster.task_count[:n] > 0))
     bound = lower_bound_hosts(cluster)
     seconds = sum(result.times)
@@ -631,21 +634,27 @@ SCENARIOS: dict[str, Scenario] = {
     "small_mix_pack": Scenario(
         "pack", lambda s, seed: packing(s, seed, "small_mix_pack"), "packing_ratio <= 1.03"
     ),
-    "large": Scenario("pack", lambda s, seed: packing(s, seed, "large"), "packing_ratio <= 1.06"),
-    "large_saturated": Scenario(
-        "pack", lambda s, seed: packing(s, seed, "large_saturated"), "cpu_allocated_pct >= 97"
+    "large": Scenario(
+        "pack",
+        lambda s, seed: packing(s, seed, "large_saturated"),
+        "packing_ratio <= 1.06; cpu_allocated_pct >= 97",
     ),
+    "large_75_stream": Scenario("pack", lambda s, seed: packing(s, seed, "large"), ""),
 }
 
 
 def target_met(target: str, line: dict) -> bool | None:
+    """Whether every "<metric> <op> <value>" of ``target`` (separated by ";") holds for ``line``."""
     if not target:
         return None
-    metric, op, value = target.split()
-    got = line.get(metric)
-    if got is None:
-        return None
-    return bool(got >= float(value)) if op == ">=" else bool(got <= float(value))
+    verdicts = []
+    for part in target.split(";"):
+        metric, op, value = part.split()
+        got = line.get(metric)
+        if got is None:
+            return None
+        verdicts.append(bool(got >= float(value)) if op == ">=" else bool(got <= float(value)))
+    return all(verdicts)
 
 
 def median_line(runs: list[dict]) -> dict:

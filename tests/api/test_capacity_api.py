@@ -181,7 +181,8 @@ def test_mode_and_drain_survive_a_restart(tmp_path: Path) -> None:
         assert master.http.get("/api/v1/scheduler").json()["modes"]["critical"] == "pack"
         assert master.http.get("/api/v1/capacity-groups/kept").json()["guarantee"]["cpu"] == 4
         back = wait_for(
-            lambda: (r := master.http.get("/api/v1/hosts/sim-0000")).status_code == 200 and r, what="the agent back"
+            lambda: (r := master.http.get("/api/v1/hosts/sim-0000")).status_code == 200 and r,
+            what="the agent back",
         )
         host = back.json()
         assert host["draining"] is True and host["schedulable"] is False

@@ -17,7 +17,7 @@ SCENARIOS = {
     "iter200_10000_distinct",
     "small_mix_pack",
     "large",
-    "large_saturated",
+    "large_75_stream",
 }
 REQUIRED = {
     "scenario",

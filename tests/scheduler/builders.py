@@ -136,7 +136,7 @@ def cluster_state(cluster: Cluster) -> dict[str, Any]:
         "attrs": {k: v.copy() for k, v in cluster.attrs.items()},
         "used_ports": dict(cluster.used_ports),
         "job_hosts": copy.deepcopy(cluster.job_hosts),
-        "image_hosts": dict(cluster.image_hosts),
+        "image_hosts": {k: {int(h) for h in np.flatnonzero(v)} for k, v in cluster.image_hosts.items()},
         "codebook": copy.deepcopy(cluster.codebook),
         "sg_codes": dict(cluster.sg_codes),
         "ids": list(cluster.ids),

@@ -179,7 +179,7 @@ class ClusterState:
         h = self.cluster.index.get(host.id)
         if h is None:
             return host.resources
-        cpu, memory, disk, network, gpu = (float(x) for x in self.cluster.free[h])
+        cpu, memory, disk, network, gpu = (float(x) for x in self.cluster.free[:, h])
         return Resources(cpu, int(memory), int(disk), int(network), int(gpu))
 
     def allocated(self, host_id: str) -> Resources:

@@ -67,14 +67,21 @@ class Cluster:
     def __init__(self, capacity: int = 64, interfaces: int = 8) -> None:
         self.ids: list[str] = []
         self.index: dict[str, int] = {}
-        self.total = np.zeros((capacity, R))
-        self.free = np.zeros((capacity, R))
+        # Resources are rows (resource x host) so each resource is one contiguous column of hosts.
+        self.total = np.zeros((R, capacity))
+        self.free = np.zeros((R, capacity))
+        # Scoring inputs are float32: scores need no more precision, and a full scan moves half the bytes.
+        # Feasibility stays on the float64 ``free``.
+        self.inv_total = np.zeros((R, capacity), dtype=np.float32)  # 1 / total (0 where the host has none)
+        self.has = np.zeros((R, capacity), dtype=np.float32)  # 1.0 where the host has the resource at all
+        self.util = np.zeros((R, capacity), dtype=np.float32)  # share in use: has - free / total
         self.schedulable = np.zeros(capacity, dtype=bool)
         self.port_low = np.zeros(capacity, dtype=np.int64)
         self.port_high = np.full(capacity, -1, dtype=np.int64)
         self.ports_free = np.zeros(capacity, dtype=np.int64)
         self.task_count = np.zeros(capacity, dtype=np.int64)
         self.exclusive = np.zeros(capacity, dtype=np.int64)
+        self.exclusive_tasks = 0  # across the cluster: while 0, nobody needs the exclusive_host filter
         self.attrs: dict[str, Ints] = {k: np.full(capacity, MISSING, dtype=np.int64) for k in WELL_KNOWN}
         self.codebook: dict[str, dict[str, int]] = {k: {} for k in WELL_KNOWN}
         self.addr_per_if = np.zeros(capacity, dtype=np.int64)
@@ -83,11 +90,12 @@ class Cluster:
         self.if_used = np.zeros((capacity, interfaces), dtype=np.int64)
         self.if_slots = np.zeros((capacity, interfaces), dtype=np.uint64)
         self.free_ifaces = np.zeros(capacity, dtype=np.int64)
+        self.iface_addrs = np.zeros(capacity, dtype=np.int64)  # free interfaces x addresses per interface
         self.sg_codes: dict[tuple[str, ...], int] = {}
         self.sg_room: dict[int, Ints] = {}  # per security-group set: free addresses on interfaces bound to it
         self.used_ports: dict[int, frozenset[int]] = {}
         self.job_hosts: dict[str, dict[int, int]] = {}  # job -> host index -> tasks there
-        self.image_hosts: dict[str, frozenset[int]] = {}  # image -> hosts that ran it
+        self.image_hosts: dict[str, Bools] = {}  # image -> which hosts ran it
         self._owned: set[tuple[str, object]] = set()  # containers this fork may change in place
         self._shared = False
 
@@ -108,9 +116,13 @@ class Cluster:
             used = np.zeros(R)
         else:
             self._grow(h + 1, spec.interfaces)
-            used = self.total[h] - self.free[h]
-        self.total[h] = vector(spec.total)
-        self.free[h] = self.total[h] - used
+            used = self.total[:, h] - self.free[:, h]
+        total = vector(spec.total)
+        self.total[:, h] = total
+        self.free[:, h] = total - used
+        self.has[:, h] = total > 0
+        self.inv_total[:, h] = np.divide(1.0, total, out=np.zeros(R), where=total > 0)
+        self._utilization(h)
         self.schedulable[h] = spec.schedulable
         low, high = spec.port_range
         self.port_low[h], self.port_high[h] = low, high
@@ -129,6 +141,7 @@ class Cluster:
             elif self.if_sg[h, i] == ABSENT:
                 self.if_sg[h, i] = UNBOUND
         self.free_ifaces[h] = int(np.count_nonzero(self.if_sg[h] == UNBOUND))
+        self.iface_addrs[h] = self.free_ifaces[h] * self.addr_per_if[h]
         self.if_count[h] = spec.interfaces
         # The host's room per security-group set, again: addresses per interface may have changed, and
         # an interface that went away while held offers no new address.
@@ -166,7 +179,7 @@ class Cluster:
     def _attr_column(self, key: str) -> Ints:
         column = self.attrs.get(key)
         if column is None:
-            column = self.attrs[key] = np.full(self.total.shape[0], MISSING, dtype=np.int64)
+            column = self.attrs[key] = np.full(self.total.shape[1], MISSING, dtype=np.int64)
         return column
 
     def sg_code(self, groups: Iterable[str]) -> int:
@@ -186,8 +199,11 @@ class Cluster:
         new_width = max(width, interfaces)
         if new_cap == cap and new_width == width:
             return
-        self.total = _resize(self.total, (new_cap, R), 0)
-        self.free = _resize(self.free, (new_cap, R), 0)
+        self.total = _resize(self.total, (R, new_cap), 0)
+        self.free = _resize(self.free, (R, new_cap), 0)
+        self.inv_total = _resize(self.inv_total, (R, new_cap), 0)
+        self.has = _resize(self.has, (R, new_cap), 0)
+        self.util = _resize(self.util, (R, new_cap), 0)
         self.schedulable = _resize(self.schedulable, (new_cap,), False)
         self.port_low = _resize(self.port_low, (new_cap,), 0)
         self.port_high = _resize(self.port_high, (new_cap,), -1)
@@ -197,19 +213,27 @@ class Cluster:
         self.addr_per_if = _resize(self.addr_per_if, (new_cap,), 0)
         self.if_count = _resize(self.if_count, (new_cap,), 0)
         self.free_ifaces = _resize(self.free_ifaces, (new_cap,), 0)
+        self.iface_addrs = _resize(self.iface_addrs, (new_cap,), 0)
         self.if_sg = _resize(self.if_sg, (new_cap, new_width), ABSENT)
         self.if_used = _resize(self.if_used, (new_cap, new_width), 0)
         self.if_slots = _resize(self.if_slots, (new_cap, new_width), 0)
         self.attrs = {k: _resize(v, (new_cap,), MISSING) for k, v in self.attrs.items()}
         self.sg_room = {k: _resize(v, (new_cap,), 0) for k, v in self.sg_room.items()}
+        self.image_hosts = {k: _resize(v, (new_cap,), False) for k, v in self.image_hosts.items()}
 
     # -- tasks ----------------------------------------------------------------------------------
 
-    def assign(self, h: int, p: Placement) -> None:
-        self.free[h] -= vector(p.request)
+    def _utilization(self, h: int) -> None:
+        self.util[:, h] = self.has[:, h] - self.free[:, h] * self.inv_total[:, h]
+
+    def assign(self, h: int, p: Placement, request: Floats | None = None) -> None:
+        """Charge host ``h`` with a task (``request``: ``p.request`` as a vector, if the caller has it)."""
+        self.free[:, h] -= vector(p.request) if request is None else request
+        self._utilization(h)
         self.task_count[h] += 1
         if p.exclusive:
             self.exclusive[h] += 1
+            self.exclusive_tasks += 1
         if p.ports:
             self.used_ports[h] = self.used_ports.get(h, frozenset()) | frozenset(p.ports)
             self.ports_free[h] -= len(p.ports)
@@ -218,15 +242,17 @@ class Cluster:
         hosts = self._job_counts(p.job_id)
         hosts[h] = hosts.get(h, 0) + 1
         if p.image:
-            ran = self.image_hosts.get(p.image, frozenset())
-            if h not in ran:
-                self.image_hosts[p.image] = ran | {h}
+            ran = self.image_hosts.get(p.image)
+            if ran is None or not ran[h]:
+                self._image_mask(p.image)[h] = True
 
     def release(self, h: int, p: Placement) -> None:
-        self.free[h] += vector(p.request)
+        self.free[:, h] += vector(p.request)
+        self._utilization(h)
         self.task_count[h] -= 1
         if p.exclusive:
             self.exclusive[h] -= 1
+            self.exclusive_tasks -= 1
         if p.ports:
             self.used_ports[h] = self.used_ports.get(h, frozenset()) - frozenset(p.ports)
             self.ports_free[h] += len(p.ports)
@@ -251,11 +277,21 @@ class Cluster:
             self._owned.add(("job", job_id))
         return hosts
 
+    def _image_mask(self, image: str) -> Bools:
+        found = self.image_hosts.get(image)
+        if found is None:
+            found = self.image_hosts[image] = np.zeros(self.total.shape[1], dtype=bool)
+            self._owned.add(("image", image))
+        elif self._shared and ("image", image) not in self._owned:
+            found = self.image_hosts[image] = found.copy()
+            self._owned.add(("image", image))
+        return found
+
     def room(self, sg_code: int) -> Ints:
         """Free addresses on interfaces bound to this security-group set, per host."""
         found = self.sg_room.get(sg_code)
         if found is None:
-            found = self.sg_room[sg_code] = np.zeros(self.total.shape[0], dtype=np.int64)
+            found = self.sg_room[sg_code] = np.zeros(self.total.shape[1], dtype=np.int64)
             self._owned.add(("sg", sg_code))
         elif self._shared and ("sg", sg_code) not in self._owned:
             found = self.sg_room[sg_code] = found.copy()
@@ -269,6 +305,7 @@ class Cluster:
             self.if_sg[h, i] = sg
             if live:
                 self.free_ifaces[h] -= 1
+                self.iface_addrs[h] -= self.addr_per_if[h]
                 room[h] += self.addr_per_if[h]
         if live and self.if_used[h, i] < self.addr_per_if[h]:  # an over-full interface has no room to lose
             room[h] -= 1
@@ -286,6 +323,7 @@ class Cluster:
             self.if_sg[h, i] = UNBOUND if live else ABSENT
             if live:
                 self.free_ifaces[h] += 1
+                self.iface_addrs[h] += self.addr_per_if[h]
                 room[h] -= self.addr_per_if[h]
 
     # -- concrete choices -----------------------------------------------------------------------
@@ -304,18 +342,17 @@ class Cluster:
     def pick_address(self, h: int, sg: int) -> tuple[int, int] | None:
         """An interface bound to ``sg`` with a free slot (keeping interfaces free), else a free one."""
         per = int(self.addr_per_if[h])
-        live = np.arange(self.if_sg.shape[1]) < self.if_count[h]
-        bound = np.flatnonzero(live & (self.if_sg[h] == sg) & (self.if_used[h] < per))
-        if bound.size:
-            i = int(bound[0])
-        else:
-            unbound = np.flatnonzero(self.if_sg[h] == UNBOUND)
-            if not unbound.size or per == 0:
+        live = int(self.if_count[h])
+        bound_to = self.if_sg[h].tolist()  # a handful of interfaces: plain Python beats numpy here
+        used = self.if_used[h].tolist()
+        chosen = next((i for i in range(live) if bound_to[i] == sg and used[i] < per), None)
+        if chosen is None:
+            chosen = next((i for i, s in enumerate(bound_to) if s == UNBOUND), None)
+            if chosen is None or per == 0:
                 return None
-            i = int(unbound[0])
-        slots = int(self.if_slots[h, i])
+        slots = int(self.if_slots[h, chosen])
         slot = next(s for s in range(per) if not slots >> s & 1)
-        return i, slot
+        return chosen, slot
 
     # -- forking --------------------------------------------------------------------------------
 
@@ -325,12 +362,16 @@ class Cluster:
         other.ids = self.ids
         other.index = self.index
         other.total = self.total
+        other.inv_total = self.inv_total
+        other.has = self.has
         other.free = self.free.copy()
+        other.util = self.util.copy()
         other.schedulable = self.schedulable
         other.port_low, other.port_high = self.port_low, self.port_high
         other.ports_free = self.ports_free.copy()
         other.task_count = self.task_count.copy()
         other.exclusive = self.exclusive.copy()
+        other.exclusive_tasks = self.exclusive_tasks
         other.attrs = self.attrs
         other.codebook = dict(self.codebook)
         other.addr_per_if = self.addr_per_if
@@ -339,6 +380,7 @@ class Cluster:
         other.if_used = self.if_used.copy()
         other.if_slots = self.if_slots.copy()
         other.free_ifaces = self.free_ifaces.copy()
+        other.iface_addrs = self.iface_addrs.copy()
         other.sg_codes = self.sg_codes
         other.sg_room = dict(self.sg_room)
         other.used_ports = dict(self.used_ports)

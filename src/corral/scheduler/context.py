@@ -49,7 +49,7 @@ class ClassContext:
     cls: JobClass
     cluster: Cluster
     req: Floats
-    dims: Ints  # the resources the class asks for (> 0)
+    dims: list[int]  # the resources the class asks for (> 0)
     static: Bools  # schedulable and every hard attribute constraint
     static_masks: dict[str, Bools]  # each hard attribute constraint on its own (for explanations)
     soft_static: list[Bools]  # each soft attribute constraint
@@ -65,6 +65,8 @@ class ClassContext:
     zone_live: Bools = field(default_factory=lambda: np.zeros(0, dtype=bool))
     job_on_host: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     image: Bools | None = None
+    # The request as plain floats: numpy float64 scalars would widen the float32 score columns.
+    amount: list[float] = field(default_factory=list)
 
     @property
     def zone_dependent(self) -> bool:
@@ -73,13 +75,15 @@ class ClassContext:
     def net_capacity(self, sel: slice | Ints) -> Ints:
         """How many more addresses for this class's security groups each host can give."""
         c = self.cluster
-        free_ifaces = c.free_ifaces[sel] * c.addr_per_if[sel]
+        free_ifaces: Ints = c.iface_addrs[sel]
         if self.cls.sg_code is None:
             return np.full(np.shape(free_ifaces), 1 << 30, dtype=np.int64)
         room = c.sg_room.get(self.cls.sg_code)
         return free_ifaces if room is None else free_ifaces + room[sel]
 
     def place_one(self, h: int) -> None:
+        if not self.job_on_host.flags.writeable:  # the shared zeros: this job's first task lands
+            self.job_on_host = self.job_on_host.copy()
         self.job_on_host[h] += 1
         if self.zone.size:
             z = self.zone[h]
@@ -87,17 +91,30 @@ class ClassContext:
                 self.zone_count[z] += 1
 
 
+_ZEROS: list[Ints] = [np.zeros(0, dtype=np.int64)]
+
+
+def _zeros(n: int) -> Ints:
+    if len(_ZEROS[0]) < n:
+        zeros = np.zeros(max(n, 2 * len(_ZEROS[0])), dtype=np.int64)
+        zeros.flags.writeable = False
+        _ZEROS[0] = zeros
+    return _ZEROS[0][:n]
+
+
 def build_context(cluster: Cluster, cls: JobClass, *, need_zones: bool) -> ClassContext:
     n = cluster.size
     req = vector(cls.request)
-    static = cluster.schedulable[:n].copy()
+    static = cluster.schedulable[:n]  # a view; copied below only if a constraint narrows it
     static_masks: dict[str, Bools] = {}
-    ctx = ClassContext(cls, cluster, req, np.flatnonzero(req > 0), static, static_masks, [])
+    ctx = ClassContext(cls, cluster, req, [int(d) for d in np.flatnonzero(req > 0)], static, static_masks, [])
+    ctx.amount = req.tolist()
     for name, value in cls.hard.items():
         mask = attribute_mask(cluster, name, value)
         if mask is not None:
             static_masks[name] = mask
-            static &= mask
+            static = static & mask
+            ctx.static = static
         elif name == ConstraintName.UNIQUE_HOST:
             ctx.unique = is_enabled(value)
         elif name == ConstraintName.EXCLUSIVE_HOST:
@@ -114,9 +131,12 @@ def build_context(cluster: Cluster, cls: JobClass, *, need_zones: bool) -> Class
             ctx.soft_exclusive = is_enabled(value)
         elif name == ConstraintName.ZONE_BALANCE:
             ctx.soft_zone_balance = is_enabled(value)
-    counts = np.zeros(n, dtype=np.int64)
-    for h, count in cluster.job_hosts.get(cls.job_id, {}).items():
-        counts[h] = count
+    placed = cluster.job_hosts.get(cls.job_id)
+    if placed:
+        counts = np.zeros(n, dtype=np.int64)
+        counts[list(placed)] = list(placed.values())
+    else:
+        counts = _zeros(n)  # most classes have no task placed yet: share one read-only array
     ctx.job_on_host = counts
     if need_zones or ctx.zone_dependent:
         zone = cluster.attribute("zone")
@@ -129,8 +149,6 @@ def build_context(cluster: Cluster, cls: JobClass, *, need_zones: bool) -> Class
         ctx.zone_limit = math.ceil(cls.size / live)
     if cls.image:
         ran = cluster.image_hosts.get(cls.image)
-        if ran:
-            image = np.zeros(n, dtype=bool)
-            image[list(ran)] = True
-            ctx.image = image
+        if ran is not None:
+            ctx.image = ran[:n]
     return ctx

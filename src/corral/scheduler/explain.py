@@ -47,6 +47,12 @@ def explain(ctx: ClassContext) -> tuple[PendingReason, str, dict[str, int]]:
         )
     if last == "resources":
         worst = max(shortages.items(), key=lambda kv: kv[1])[0] if shortages else "resources"
+        if worst.endswith("_none"):
+            resource = worst.removesuffix("_none")
+            message = f"no capacity: {resource} — {shortages[worst]:,} hosts have none"
+            full = shortages.get(resource, 0)
+            message += f", {full:,} too full" if full else ""
+            return PendingReason.NO_CAPACITY, message + tail, rejections
         return PendingReason.NO_CAPACITY, f"no capacity: {worst} — {count:,} hosts too full{tail}", rejections
     if last == "ports":
         return (

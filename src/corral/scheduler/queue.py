@@ -94,13 +94,42 @@ def buckets_by_tier(snapshot: Snapshot, tasks: list[PendingTask]) -> dict[Tier, 
     return out
 
 
+def pack_order(buckets: list[Bucket], free: Floats, cluster_total: Floats, margin: float = 0.9) -> bool:
+    """When a tier's whole demand fits easily in what is free, order each bucket's jobs largest first.
+
+    Nobody waits longer for it — everything is placed this iteration — and placing big tasks before
+    small ones (first-fit decreasing) leaves small holes that small tasks fill. When room is short the
+    queue keeps its fair order (oldest job first). Returns whether it reordered.
+    """
+    demand = np.zeros_like(free)
+    for bucket in buckets:
+        for cls, tasks in bucket.classes:
+            demand += vector(cls.request) * len(tasks)
+    if not np.all(demand <= margin * free):
+        return False
+    share = np.divide(1.0, cluster_total, out=np.zeros_like(cluster_total), where=cluster_total > 0)
+    for bucket in buckets:
+        ordered = sorted(
+            bucket.classes,
+            key=lambda item: (-float((vector(item[0].request) * share).max()), item[0].created_at),
+        )
+        bucket.classes = deque(ordered)
+    return True
+
+
 class TierQueue:
     """Buckets of one tier in DRF order; ``next()`` gives the bucket to serve and its rival's key."""
 
     def __init__(self, buckets: list[Bucket], cluster_total: Floats) -> None:
         self.total = cluster_total
-        self.heap = [(b.key(cluster_total), i) for i, b in enumerate(buckets)]
         self.buckets = buckets
+        # One bucket has no rival: no shares to compute, no heap to keep.
+        self.single = len(buckets) == 1
+        self.heap = (
+            [((0.0, 0.0, ""), 0)]
+            if self.single
+            else [(b.key(cluster_total), i) for i, b in enumerate(buckets)]
+        )
         heapq.heapify(self.heap)
 
     def next(self) -> tuple[Bucket, tuple[float, float, str] | None] | None:
@@ -111,6 +140,8 @@ class TierQueue:
         return self.buckets[i], rival
 
     def put_back(self, bucket: Bucket) -> None:
-        if bucket.classes:
+        if bucket.classes and self.single:
+            self.heap.append(((0.0, 0.0, ""), 0))
+        elif bucket.classes:
             i = self.buckets.index(bucket)
             heapq.heappush(self.heap, (bucket.key(self.total), i))

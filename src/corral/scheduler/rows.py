@@ -27,16 +27,35 @@ class Rows:
         """``count`` rows of host ``h``: row ``j`` is the host with ``j`` more tasks of this class."""
         return cls(ctx, np.full(count, h, dtype=np.int64), np.arange(count, dtype=np.int64))
 
-    def free(self) -> Floats:
-        free = self.ctx.cluster.free[self.sel]
+    def size(self) -> int:
+        if isinstance(self.sel, slice):
+            return self.ctx.cluster.size
+        return len(self.sel)
+
+    def free(self, d: int) -> Floats:
+        """Free amount of resource ``d`` in each row."""
+        free: Floats = self.ctx.cluster.free[d, self.sel]
         if isinstance(self.extra, int) and self.extra == 0:
             return free
-        return free - np.multiply.outer(self.extra, self.ctx.req)
+        return free - self.extra * self.ctx.req[d]  # type: ignore[no-any-return]
 
-    def total(self) -> Floats:
-        return self.ctx.cluster.total[self.sel]
+    def inv_total(self, d: int) -> Floats:
+        return self.ctx.cluster.inv_total[d, self.sel]
+
+    def has(self, d: int) -> Floats:
+        return self.ctx.cluster.has[d, self.sel]
+
+    def utilization(self, d: int) -> Floats:
+        """Share of resource ``d`` in use in each row now (with this class's extra tasks)."""
+        util: Floats = self.ctx.cluster.util[d, self.sel]
+        if isinstance(self.extra, int) and self.extra == 0:
+            return util
+        return util + self.extra * (self.ctx.amount[d] * self.inv_total(d))
 
     def plus(self, values: Ints) -> Ints:
+        """``values`` with this view's extra tasks added (the values themselves, read-only, when none)."""
+        if isinstance(self.extra, int) and self.extra == 0:
+            return values
         return values + self.extra
 
     def job_on_host(self) -> Ints:
@@ -55,4 +74,7 @@ class Rows:
         return self.ctx.cluster.ports_free[self.sel] - np.multiply(self.extra, self.ctx.cls.ports)
 
     def net_capacity(self) -> Ints:
-        return self.ctx.net_capacity(self.sel) - self.extra
+        capacity = self.ctx.net_capacity(self.sel)
+        if isinstance(self.extra, int) and self.extra == 0:
+            return capacity
+        return capacity - self.extra

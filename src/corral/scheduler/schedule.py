@@ -15,17 +15,17 @@ from corral.scheduler.context import build_context
 from corral.scheduler.explain import explain
 from corral.scheduler.placement import ClassPlacer
 from corral.scheduler.plan import Assignment, Pending, PendingReason, Plan
-from corral.scheduler.profile import Profile
-from corral.scheduler.queue import TierQueue, buckets_by_tier
+from corral.scheduler.profile import Mode, Profile
+from corral.scheduler.queue import TierQueue, buckets_by_tier, pack_order
 from corral.scheduler.snapshot import PendingTask, Snapshot
 
-JITTER = 1e-9  # breaks exact ties between equally good hosts, reproducibly for a given seed
+JITTER = 1e-6  # breaks exact ties between equally good hosts, reproducibly for a given seed (float32 scores)
 
 
 def schedule(snapshot: Snapshot, profile: Profile, rng: np.random.Generator) -> Plan:
     cluster = snapshot.cluster.fork()
     n = cluster.size
-    tiebreak = rng.random(n) * JITTER
+    tiebreak = (rng.random(n, dtype=np.float32) * JITTER).astype(np.float32)
     assignments: list[Assignment] = []
     pending: list[Pending] = []
     ready: list[PendingTask] = []
@@ -38,14 +38,18 @@ def schedule(snapshot: Snapshot, profile: Profile, rng: np.random.Generator) -> 
         else:
             ready.append(task)
     schedulable = cluster.schedulable[:n]
-    cluster_total = cluster.total[:n][schedulable].sum(axis=0) if n else np.zeros(5)
+    cluster_total = cluster.total[:, :n][:, schedulable].sum(axis=1) if n else np.zeros(5)
     changed: list[int] = []  # hosts changed by this iteration, in order (placers catch up on resume)
     seen: dict[str, int] = {}  # placer -> how far into ``changed`` it has caught up
     placers: dict[str, ClassPlacer] = {}
     tiers = buckets_by_tier(snapshot, ready)
     for tier in TIER_ORDER:
         weights = profile.for_tier(tier)
-        queue = TierQueue(tiers.get(tier, []), cluster_total)
+        buckets = tiers.get(tier, [])
+        if buckets and profile.modes.get(tier) is Mode.PACK:
+            free = cluster.free[:, :n][:, schedulable].sum(axis=1) if n else np.zeros(5)
+            pack_order(buckets, free, cluster_total)
+        queue = TierQueue(buckets, cluster_total)
         while (turn := queue.next()) is not None:
             bucket, rival = turn
             cls, tasks = bucket.classes[0]

@@ -39,13 +39,17 @@ def pipeline(ctx: ClassContext) -> list[Filter]:
     return filters
 
 
-def feasible(rows: Rows) -> Bools:
-    """Every filter at once: the fast path, with the static ones precombined."""
+def feasible(rows: Rows, *, zones: bool = True) -> Bools:
+    """Every filter at once: the fast path, with the static ones precombined. ``zones=False`` leaves out
+    ``zone_balance`` for callers that apply it per zone."""
     ctx = rows.ctx
-    ok = ctx.static[rows.sel] & exclusive_host(rows) & fits_resources(rows)
+    ok = fits_resources(rows)
+    ok &= ctx.static[rows.sel]
+    if ctx.exclusive or ctx.cluster.exclusive_tasks:
+        ok &= exclusive_host(rows)
     if ctx.unique:
         ok &= unique_host(rows)
-    if ctx.zone_balance:
+    if zones and ctx.zone_balance:
         ok &= zone_balance(rows)
     if ctx.cls.ports:
         ok &= fits_ports(rows)

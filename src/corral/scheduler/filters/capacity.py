@@ -13,23 +13,25 @@ from corral.scheduler.rows import Rows
 
 def fits_resources(rows: Rows) -> Bools:
     ctx = rows.ctx
-    dims = ctx.dims
-    if dims.size == 0:
-        return np.ones(np.shape(rows.free())[0], dtype=bool)
-    free = rows.free()
-    out: Bools = np.all(free[:, dims] >= ctx.req[dims] - EPS, axis=1)
-    return out
+    ok: Bools | None = None
+    for d in ctx.dims:
+        fits = rows.free(d) >= ctx.amount[d] - EPS
+        ok = fits if ok is None else np.logical_and(ok, fits, out=ok)
+    return np.ones(rows.size(), dtype=bool) if ok is None else ok
 
 
 def short_of(rows: Rows) -> dict[str, int]:
-    """For each resource, how many of the rows are too full for the class."""
+    """Per resource the class asks for, how many rows lack it: ``<r>`` too full, ``<r>_none`` none at all."""
     ctx = rows.ctx
-    free = rows.free()
     out = {}
     for d in ctx.dims:
-        short = int(np.count_nonzero(free[:, d] < ctx.req[d] - EPS))
-        if short:
-            out[RESOURCE_NAMES[d]] = short
+        short = rows.free(d) < ctx.req[d] - EPS
+        none = int(np.count_nonzero(short & (rows.has(d) == 0)))
+        full = int(np.count_nonzero(short)) - none
+        if full:
+            out[RESOURCE_NAMES[d]] = full
+        if none:
+            out[f"{RESOURCE_NAMES[d]}_none"] = none
     return out
 
 
@@ -38,4 +40,12 @@ def fits_ports(rows: Rows) -> Bools:
 
 
 def fits_network(rows: Rows) -> Bools:
-    return rows.net_capacity() >= 1
+    ctx = rows.ctx
+    room = ctx.cluster.sg_room.get(ctx.cls.sg_code) if ctx.cls.sg_code is not None else None
+    if room is not None and isinstance(rows.extra, int) and rows.extra == 0:
+        # The full-scan case, without summing two integer columns: a free interface, or room on a bound one.
+        out: Bools = ctx.cluster.iface_addrs[rows.sel] > 0
+        out |= room[rows.sel] > 0
+        return out
+    fits: Bools = rows.net_capacity() >= 1
+    return fits

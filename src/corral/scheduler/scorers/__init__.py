@@ -12,7 +12,7 @@ from corral.scheduler.profile import Weights
 from corral.scheduler.rows import Rows
 from corral.scheduler.scorers.binpack import binpack_cpu, binpack_memory, binpack_network, spread
 from corral.scheduler.scorers.locality import image_locality
-from corral.scheduler.scorers.soft import soft_constraints
+from corral.scheduler.scorers.soft import soft_constraints, soft_count
 from corral.scheduler.scorers.spreading import job_spread_host, job_spread_zone
 
 Scorer = Callable[[Rows], Floats]
@@ -29,30 +29,46 @@ SCORERS: dict[str, Scorer] = {
 }
 
 
-def applicable(weights: Weights, rows: Rows) -> list[tuple[float, Scorer]]:
-    """The weighted scorers that can tell hosts apart for this class (others add a constant)."""
+def applicable(weights: Weights, rows: Rows) -> tuple[list[tuple[float, Scorer]], float, float]:
+    """The host-local scorers that can tell hosts apart for this class, each with its share of the total
+    weight; and the shares of the zone-level terms (``job_spread_zone``, soft ``zone_balance``).
+
+    Scorers that would add the same constant to every host are left out: they cannot change the choice.
+    """
     ctx = rows.ctx
-    out = []
-    for name, weight in weights.items():
+    pairs = weights.items()
+    total = sum(w for _, w in pairs)
+    local: list[tuple[float, Scorer]] = []
+    spread_share = soft_zone_share = 0.0
+    for name, weight in pairs:
+        share = weight / total
         if name == "image_locality" and ctx.image is None:
             continue
-        if name == "soft_constraints" and not (
-            ctx.soft_static or ctx.soft_unique or ctx.soft_exclusive or ctx.soft_zone_balance
-        ):
+        if name == "soft_constraints":
+            count = soft_count(rows)
+            if count == 0:
+                continue
+            if ctx.soft_zone_balance:
+                soft_zone_share = share / count
+            if count > ctx.soft_zone_balance:
+                local.append((share, SCORERS[name]))
             continue
-        if name == "job_spread_zone" and not ctx.zone.size:
+        if name == "job_spread_zone":
+            if ctx.zone.size:
+                spread_share = share
             continue
-        out.append((weight, SCORERS[name]))
-    return out
+        local.append((share, SCORERS[name]))
+    return local, spread_share, soft_zone_share
 
 
-def score(weights: Weights, rows: Rows, scorers: list[tuple[float, Scorer]] | None = None) -> Floats:
-    total = sum(w for _, w in weights.items())
-    active = applicable(weights, rows) if scorers is None else scorers
+def score(rows: Rows, scorers: list[tuple[float, Scorer]]) -> Floats:
+    """The weighted mean of the scorers over the rows (each scorer returns a fresh array)."""
     out: Floats | None = None
-    for weight, scorer in active:
-        part = scorer(rows) * (weight / total)
-        out = part if out is None else out + part
-    if out is None:
-        return np.zeros(len(rows.total()))
-    return out
+    for share, scorer in scorers:
+        part = scorer(rows)
+        part *= share
+        if out is None:
+            out = part
+        else:
+            out += part
+    return np.zeros(rows.size(), dtype=np.float32) if out is None else out

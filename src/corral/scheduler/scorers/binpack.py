@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from corral.scheduler.cluster import Floats
 from corral.scheduler.rows import Rows
 
@@ -11,12 +9,11 @@ CPU, MEMORY, NETWORK = 0, 1, 3
 
 
 def utilization_after(rows: Rows, d: int) -> Floats:
-    """Share of resource ``d`` in use once the task is placed (0 where the host has none of it)."""
-    total = rows.total()[:, d]
-    used = total - rows.free()[:, d] + rows.ctx.req[d]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(total > 0, used / total, 0.0)
-    return np.clip(share, 0.0, 1.0)
+    """Share of resource ``d`` in use once the task is placed (0 where the host has none of it):
+    the host's utilization now plus the request over the total (``1 / total`` precomputed)."""
+    out: Floats = rows.inv_total(d) * rows.ctx.amount[d]
+    out += rows.utilization(d)
+    return out
 
 
 def binpack_cpu(rows: Rows) -> Floats:
@@ -33,4 +30,7 @@ def binpack_network(rows: Rows) -> Floats:
 
 def spread(rows: Rows) -> Floats:
     """The opposite of packing: prefer the emptiest host (cpu and memory alike)."""
-    return 1.0 - (utilization_after(rows, CPU) + utilization_after(rows, MEMORY)) / 2.0
+    both = utilization_after(rows, CPU)
+    both += utilization_after(rows, MEMORY)
+    out: Floats = 1.0 - 0.5 * both
+    return out

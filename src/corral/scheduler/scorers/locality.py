@@ -10,7 +10,7 @@ from corral.scheduler.rows import Rows
 
 def image_locality(rows: Rows) -> Floats:
     image = rows.ctx.image
-    n = len(rows.total())
+    n = rows.size()
     if image is None:
-        return np.zeros(n)
-    return image[rows.sel].astype(np.float64)
+        return np.zeros(n, dtype=np.float32)
+    return image[rows.sel].astype(np.float32)

@@ -9,16 +9,21 @@ from corral.scheduler.rows import Rows
 
 
 def soft_constraints(rows: Rows) -> Floats:
+    """The share of the job's soft constraints a host satisfies. The soft ``zone_balance`` counts in the
+    share but is added per zone by the placement (``zones.py``), so it is not scored here."""
     ctx = rows.ctx
-    n = len(rows.total())
-    parts: list[Floats] = [mask[rows.sel].astype(np.float64) for mask in ctx.soft_static]
+    n = rows.size()
+    out = np.zeros(n, dtype=np.float32)
+    for mask in ctx.soft_static:
+        out += mask[rows.sel]
     if ctx.soft_unique:
-        parts.append((rows.job_on_host() == 0).astype(np.float64))
+        out += rows.job_on_host() == 0
     if ctx.soft_exclusive:
-        parts.append((rows.task_count() == 0).astype(np.float64))
-    if ctx.soft_zone_balance:
-        parts.append((rows.zone_count() < ctx.zone_limit).astype(np.float64))
-    if not parts:
-        return np.zeros(n)
-    out: Floats = np.mean(parts, axis=0)
+        out += rows.task_count() == 0
+    out *= np.float32(1.0 / soft_count(rows))
     return out
+
+
+def soft_count(rows: Rows) -> int:
+    ctx = rows.ctx
+    return len(ctx.soft_static) + ctx.soft_unique + ctx.soft_exclusive + ctx.soft_zone_balance
