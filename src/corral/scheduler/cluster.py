@@ -351,8 +351,8 @@ class Cluster:
             if chosen is None or per == 0:
                 return None
         slots = int(self.if_slots[h, chosen])
-        slot = next(s for s in range(per) if not slots >> s & 1)
-        return chosen, slot
+        slot = (~slots & (slots + 1)).bit_length() - 1  # the lowest free slot
+        return (chosen, slot) if slot < per else None
 
     # -- forking --------------------------------------------------------------------------------
 

@@ -44,6 +44,10 @@ def attribute_mask(cluster: Cluster, name: str, value: str) -> Bools | None:
     return matches
 
 
+_EMPTY_INTS: Ints = np.zeros(0, dtype=np.int64)
+_EMPTY_BOOLS: Bools = np.zeros(0, dtype=bool)
+
+
 @dataclass(slots=True)
 class ClassContext:
     cls: JobClass
@@ -60,10 +64,12 @@ class ClassContext:
     soft_exclusive: bool = False
     soft_zone_balance: bool = False
     zone_limit: int = 0
-    zone: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    zone_count: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    zone_live: Bools = field(default_factory=lambda: np.zeros(0, dtype=bool))
-    job_on_host: Ints = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    job_spread: bool = False  # the profile scores job spreading over hosts
+    # Empty until build_context fills them (shared read-only empties: building a context is hot).
+    zone: Ints = field(default_factory=lambda: _EMPTY_INTS)
+    zone_count: Ints = field(default_factory=lambda: _EMPTY_INTS)
+    zone_live: Bools = field(default_factory=lambda: _EMPTY_BOOLS)
+    job_on_host: Ints = field(default_factory=lambda: _EMPTY_INTS)
     image: Bools | None = None
     # The request as plain floats: numpy float64 scalars would widen the float32 score columns.
     amount: list[float] = field(default_factory=list)
@@ -81,10 +87,16 @@ class ClassContext:
         room = c.sg_room.get(self.cls.sg_code)
         return free_ifaces if room is None else free_ifaces + room[sel]
 
+    @property
+    def job_dependent(self) -> bool:
+        """Whether the class's rules or scores depend on where the job's own tasks are."""
+        return self.unique or self.soft_unique or self.job_spread
+
     def place_one(self, h: int) -> None:
-        if not self.job_on_host.flags.writeable:  # the shared zeros: this job's first task lands
-            self.job_on_host = self.job_on_host.copy()
-        self.job_on_host[h] += 1
+        if self.job_dependent:
+            if not self.job_on_host.flags.writeable:  # the shared zeros: this job's first task lands
+                self.job_on_host = self.job_on_host.copy()
+            self.job_on_host[h] += 1
         if self.zone.size:
             z = self.zone[h]
             if z >= 0:
@@ -102,13 +114,16 @@ def _zeros(n: int) -> Ints:
     return _ZEROS[0][:n]
 
 
-def build_context(cluster: Cluster, cls: JobClass, *, need_zones: bool) -> ClassContext:
+def build_context(
+    cluster: Cluster, cls: JobClass, *, need_zones: bool, job_spread: bool = False
+) -> ClassContext:
     n = cluster.size
     req = vector(cls.request)
     static = cluster.schedulable[:n]  # a view; copied below only if a constraint narrows it
     static_masks: dict[str, Bools] = {}
     ctx = ClassContext(cls, cluster, req, [int(d) for d in np.flatnonzero(req > 0)], static, static_masks, [])
     ctx.amount = req.tolist()
+    ctx.job_spread = job_spread
     for name, value in cls.hard.items():
         mask = attribute_mask(cluster, name, value)
         if mask is not None:
@@ -143,7 +158,10 @@ def build_context(cluster: Cluster, cls: JobClass, *, need_zones: bool) -> Class
         zones = max(len(cluster.codebook.get("zone", {})), 1)
         ctx.zone = zone
         known = zone >= 0
-        ctx.zone_count = np.bincount(zone[known], weights=counts[known], minlength=zones).astype(np.int64)
+        if placed:
+            ctx.zone_count = np.bincount(zone[known], weights=counts[known], minlength=zones).astype(np.int64)
+        else:
+            ctx.zone_count = np.zeros(zones, dtype=np.int64)
         ctx.zone_live = np.bincount(zone[known & static], minlength=zones) > 0
         live = max(int(ctx.zone_live.sum()), 1)
         ctx.zone_limit = math.ceil(cls.size / live)

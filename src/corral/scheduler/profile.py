@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -35,7 +36,13 @@ class Weights:
             raise ValidationError("invalid_weights", "weights are finite, >= 0, and not all zero", "weights")
 
     def items(self) -> list[tuple[str, float]]:
-        return [(f.name, getattr(self, f.name)) for f in fields(self) if getattr(self, f.name) > 0]
+        """The scorers with a weight, by name (computed once per weights: scheduling asks per class)."""
+        return _weighted(self)
+
+
+@functools.lru_cache(maxsize=64)
+def _weighted(weights: Weights) -> list[tuple[str, float]]:
+    return [(f.name, getattr(weights, f.name)) for f in fields(weights) if getattr(weights, f.name) > 0]
 
 
 PACK = Weights(

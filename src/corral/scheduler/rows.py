@@ -71,7 +71,10 @@ class Rows:
         return self.plus(counts)
 
     def ports_free(self) -> Ints:
-        return self.ctx.cluster.ports_free[self.sel] - np.multiply(self.extra, self.ctx.cls.ports)
+        free: Ints = self.ctx.cluster.ports_free[self.sel]
+        if isinstance(self.extra, int) and self.extra == 0:
+            return free
+        return free - self.extra * self.ctx.cls.ports
 
     def net_capacity(self) -> Ints:
         capacity = self.ctx.net_capacity(self.sel)

@@ -63,7 +63,12 @@ def schedule(snapshot: Snapshot, profile: Profile, rng: np.random.Generator) -> 
                 continue
             placer = placers.get(cls.job_id)
             if placer is None:
-                ctx = build_context(cluster, cls, need_zones=weights.job_spread_zone > 0)
+                ctx = build_context(
+                    cluster,
+                    cls,
+                    need_zones=weights.job_spread_zone > 0,
+                    job_spread=weights.job_spread_host > 0,
+                )
                 placer = placers[cls.job_id] = ClassPlacer(ctx, weights, tiebreak)
             else:
                 placer.catch_up(changed[seen[cls.job_id] :])
