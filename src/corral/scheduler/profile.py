@@ -67,7 +67,8 @@ class Profile:
     weights: Mapping[Mode, Weights] = field(default_factory=_default_weights)
 
     def for_tier(self, tier: Tier) -> Weights:
-        return self.weights[self.modes.get(tier, Mode.PACK)]
+        mode = self.modes.get(tier, Mode.PACK)
+        return self.weights.get(mode) or _default_weights()[mode]
 
     def with_mode(self, tier: Tier, mode: Mode) -> Profile:
         return Profile({**self.modes, tier: mode}, self.weights)

@@ -10,85 +10,102 @@ from __future__ import annotations
 import numpy as np
 
 from corral.domain.capacity import TIER_ORDER
-from corral.scheduler.cluster import vector
+from corral.scheduler.cluster import Cluster, vector
 from corral.scheduler.context import build_context
 from corral.scheduler.explain import explain
 from corral.scheduler.placement import ClassPlacer
 from corral.scheduler.plan import Assignment, Pending, PendingReason, Plan
-from corral.scheduler.profile import Mode, Profile
-from corral.scheduler.queue import TierQueue, buckets_by_tier, pack_order
-from corral.scheduler.snapshot import PendingTask, Snapshot
+from corral.scheduler.profile import Mode, Profile, Weights
+from corral.scheduler.queue import Bucket, TierQueue, buckets_by_tier, pack_order
+from corral.scheduler.snapshot import JobClass, PendingTask, Snapshot
 
 JITTER = 1e-6  # breaks exact ties between equally good hosts, reproducibly for a given seed (float32 scores)
 
 
 def schedule(snapshot: Snapshot, profile: Profile, rng: np.random.Generator) -> Plan:
-    cluster = snapshot.cluster.fork()
-    n = cluster.size
-    tiebreak = (rng.random(n, dtype=np.float32) * JITTER).astype(np.float32)
-    assignments: list[Assignment] = []
-    pending: list[Pending] = []
+    iteration = _Iteration(snapshot.cluster.fork(), rng)
     ready: list[PendingTask] = []
     for task in snapshot.tasks:
         if task.ready_at > snapshot.now:
             wait = task.ready_at - snapshot.now
-            pending.append(
-                Pending(task.task_id, PendingReason.NOT_READY, f"retry delay: ready in {wait:.1f}s")
-            )
+            message = f"retry delay: ready in {wait:.1f}s"
+            iteration.pending.append(Pending(task.task_id, PendingReason.NOT_READY, message))
         else:
             ready.append(task)
-    schedulable = cluster.schedulable[:n]
-    cluster_total = cluster.total[:, :n][:, schedulable].sum(axis=1) if n else np.zeros(5)
-    changed: list[int] = []  # hosts changed by this iteration, in order (placers catch up on resume)
-    seen: dict[str, int] = {}  # placer -> how far into ``changed`` it has caught up
-    placers: dict[str, ClassPlacer] = {}
     tiers = buckets_by_tier(snapshot, ready)
     for tier in TIER_ORDER:
-        weights = profile.for_tier(tier)
-        buckets = tiers.get(tier, [])
-        if buckets and profile.modes.get(tier) is Mode.PACK:
-            free = cluster.free[:, :n][:, schedulable].sum(axis=1) if n else np.zeros(5)
-            pack_order(buckets, free, cluster_total)
-        queue = TierQueue(buckets, cluster_total)
+        iteration.serve(tiers.get(tier, []), profile.for_tier(tier), profile.modes.get(tier) is Mode.PACK)
+    return Plan(tuple(iteration.assignments), tuple(iteration.pending))
+
+
+class _Iteration:
+    """One iteration's working state: the forked cluster, the class placers, what was decided."""
+
+    def __init__(self, cluster: Cluster, rng: np.random.Generator) -> None:
+        self.cluster = cluster
+        n = cluster.size
+        self.tiebreak = (rng.random(n, dtype=np.float32) * JITTER).astype(np.float32)
+        self.schedulable = cluster.schedulable[:n]
+        self.total = cluster.total[:, :n][:, self.schedulable].sum(axis=1) if n else np.zeros(5)
+        self.assignments: list[Assignment] = []
+        self.pending: list[Pending] = []
+        self.changed: list[int] = []  # hosts changed so far, in order (placers catch up on resume)
+        self.seen: dict[str, int] = {}  # placer -> how far into ``changed`` it has caught up
+        self.placers: dict[str, ClassPlacer] = {}
+
+    def serve(self, buckets: list[Bucket], weights: Weights, pack: bool) -> None:
+        """Serve one tier's buckets in DRF order until every class is placed or explained."""
+        if buckets and pack:
+            n = self.cluster.size
+            free = self.cluster.free[:, :n][:, self.schedulable].sum(axis=1) if n else np.zeros(5)
+            pack_order(buckets, free, self.total)
+        queue = TierQueue(buckets, self.total)
         while (turn := queue.next()) is not None:
             bucket, rival = turn
-            cls, tasks = bucket.classes[0]
-            req = vector(cls.request)
-            room = bucket.limit_room(req)
-            if room == 0:
-                message = f"capacity group `{bucket.group.name}` at its limit"
-                pending.extend(Pending(t.task_id, PendingReason.GROUP_LIMIT, message) for t in tasks)
-                bucket.classes.popleft()
-                queue.put_back(bucket)
-                continue
-            placer = placers.get(cls.job_id)
-            if placer is None:
-                ctx = build_context(
-                    cluster,
-                    cls,
-                    need_zones=weights.job_spread_zone > 0,
-                    job_spread=weights.job_spread_host > 0,
-                )
-                placer = placers[cls.job_id] = ClassPlacer(ctx, weights, tiebreak)
-            else:
-                placer.catch_up(changed[seen[cls.job_id] :])
-            count = min(len(tasks), room, bucket.turn_length(req, rival, cluster_total))
-            landed = placer.place(count)
-            for task, spot in zip(tasks, landed, strict=False):
-                assignments.append(
-                    Assignment(task.task_id, cluster.ids[spot.host], spot.ports, spot.interface, spot.address)
-                )
-                changed.append(spot.host)
-            seen[cls.job_id] = len(changed)
-            bucket.usage += req * len(landed)
-            rest = tasks[len(landed) :]
-            if len(landed) < count:
-                reason, message, rejections = explain(placer.ctx)
-                pending.extend(Pending(t.task_id, reason, message, rejections, n) for t in rest)
-                bucket.classes.popleft()
-            elif not rest:
-                bucket.classes.popleft()
-            else:
-                bucket.classes[0] = (cls, rest)
+            self._turn(bucket, rival, weights)
             queue.put_back(bucket)
-    return Plan(tuple(assignments), tuple(pending))
+
+    def _turn(self, bucket: Bucket, rival: tuple[float, float, str] | None, weights: Weights) -> None:
+        """Place the bucket's next class for as long as its turn lasts."""
+        cls, tasks = bucket.classes[0]
+        req = vector(cls.request)
+        room = bucket.limit_room(req)
+        if room == 0:
+            message = f"capacity group `{bucket.group.name}` at its limit"
+            self.pending.extend(Pending(t.task_id, PendingReason.GROUP_LIMIT, message) for t in tasks)
+            bucket.classes.popleft()
+            return
+        placer = self._placer(cls, weights)
+        count = min(len(tasks), room, bucket.turn_length(req, rival, self.total))
+        landed = placer.place(count)
+        for task, spot in zip(tasks, landed, strict=False):
+            host = self.cluster.ids[spot.host]
+            self.assignments.append(Assignment(task.task_id, host, spot.ports, spot.interface, spot.address))
+            self.changed.append(spot.host)
+        self.seen[cls.job_id] = len(self.changed)
+        bucket.usage += req * len(landed)
+        rest = tasks[len(landed) :]
+        if len(landed) < count:
+            reason, message, rejections = explain(placer.ctx)
+            hosts = self.cluster.size
+            self.pending.extend(Pending(t.task_id, reason, message, rejections, hosts) for t in rest)
+            bucket.classes.popleft()
+        elif not rest:
+            bucket.classes.popleft()
+        else:
+            bucket.classes[0] = (cls, rest)
+
+    def _placer(self, cls: JobClass, weights: Weights) -> ClassPlacer:
+        """The class's placer: built on first use, caught up with other classes' placements after."""
+        placer = self.placers.get(cls.job_id)
+        if placer is None:
+            ctx = build_context(
+                self.cluster,
+                cls,
+                need_zones=weights.job_spread_zone > 0,
+                job_spread=weights.job_spread_host > 0,
+            )
+            placer = self.placers[cls.job_id] = ClassPlacer(ctx, weights, self.tiebreak)
+        else:
+            placer.catch_up(self.changed[self.seen[cls.job_id] :])
+        return placer
