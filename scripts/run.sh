@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `make run`: start a local Corral (master on SQLite + agents) in the background, submit the example
-# jobs, and show them moving through their states. Re-running restarts nothing that is healthy and
-# replaces the previous run's example jobs.
+# `make run`: start a local Corral in the background — a master on SQLite and one agent running real
+# Docker containers — submit the example jobs, and show them running. Re-running restarts nothing that
+# is healthy and replaces the previous run's example jobs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -13,9 +13,11 @@ export COLUMNS=${COLUMNS:-160}
 C="$VENV/bin/corral"
 PY="$VENV/bin/python"
 PIDFILE="$DATA/up.pid"
+RUNTIME=${CORRAL_RUNTIME:-docker}
 say() { printf '\n\033[1m[run]\033[0m %s\n' "$*"; }
 ready() { "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/readyz", timeout=2)' "$URL" >/dev/null 2>&1; }
 
+[ "$RUNTIME" = docker ] && scripts/ensure-docker.sh
 mkdir -p "$DATA"
 if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null && ready; then
   say "corral is already running (pid $(cat "$PIDFILE")) at $URL"
@@ -24,8 +26,9 @@ else
     echo "something else answers on $URL; set CORRAL_PORT to use another port" >&2
     exit 1
   fi
-  say "starting corral: a master on SQLite ($DATA/corral.db) and 3 agents, logging to $DATA/up.log"
-  nohup "$C" up --data-dir "$DATA" --port "$PORT" --agents 3 --log-level info >"$DATA/up.log" 2>&1 &
+  say "starting corral: a master on SQLite ($DATA/corral.db) and a $RUNTIME agent, logging to $DATA/up.log"
+  nohup "$C" up --runtime "$RUNTIME" --agents 1 --data-dir "$DATA" --port "$PORT" --log-level info \
+    >"$DATA/up.log" 2>&1 &
   echo $! >"$PIDFILE"
   for _ in $(seq 150); do ready && break; sleep 0.2; done
   if ! ready; then
@@ -35,24 +38,42 @@ else
   fi
 fi
 
+hosts_ready() { "$C" --json host ls 2>/dev/null | "$PY" -c 'import json,sys; sys.exit(0 if any(h["state"] == "ready" for h in json.load(sys.stdin)) else 1)'; }
+for _ in $(seq 150); do hosts_ready && break; sleep 0.2; done
+
 previous=$("$C" --json job ls --label corral-example=true | "$PY" -c 'import json,sys; print(" ".join(j["id"] for j in json.load(sys.stdin)))')
 for id in $previous; do
   "$C" job kill "$id" >/dev/null && echo "killed the previous run's example job $id"
 done
 
 say "submitting the example jobs (examples/batch.yaml, examples/service.yaml)"
-"$C" job submit -f examples/batch.yaml
-"$C" job submit -f examples/service.yaml
+job_id() { "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+batch=$("$C" --json job submit -f examples/batch.yaml | job_id)
+service=$("$C" --json job submit -f examples/service.yaml | job_id)
+echo "batch job $batch, service job $service"
 
 for round in 1 2 3 4; do
   sleep 2
-  say "after $((round * 2))s"
-  "$C" job ls --label corral-example=true --all --limit 10
-  "$C" task ls --limit 20
+  say "after $((round * 2))s: the batch job's tasks, then the service's"
+  "$C" task ls --all --job "$batch"
+  "$C" task ls --job "$service"
 done
+say "the batch job"
+"$C" job show "$batch" | head -8
 
 say "hosts"
 "$C" host ls
+if [ "$RUNTIME" = docker ]; then
+  say "docker ps (the containers Corral runs)"
+  docker ps --filter label=corral.host=local --format 'table {{.Names}}\t{{.Status}}\t{{.Ports}}'
+  web=$("$C" --json task ls --state Started | "$PY" -c 'import json,sys
+ports=[t["ports"][0] for t in json.load(sys.stdin) if t["ports"]]
+print(ports[0] if ports else "")')
+  if [ -n "$web" ]; then
+    say "the service answers on its assigned port: curl http://127.0.0.1:$web/"
+    "$PY" -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().strip())' "http://127.0.0.1:$web/" || true
+  fi
+fi
 
 cat <<EOT
 
@@ -61,6 +82,7 @@ Corral is running at $URL (pid $(cat "$PIDFILE"), log $DATA/up.log). Go on with:
   corral job ls --all                 # every job, finished ones too
   corral task ls --job <JOB>          # a job's tasks
   corral task show <TASK>             # a task's history and why it ended
+  corral task logs <TASK> [-f]        # its output, from the container
   corral why <TASK>                   # why a task is pending
   corral job resize <JOB> --desired 5 # scale the service
   corral events                       # follow every change

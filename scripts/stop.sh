@@ -11,3 +11,11 @@ else
   echo "corral is not running"
 fi
 rm -f "$PIDFILE"
+# Containers outlive their agent by design; `make stop` ends the demo, so it removes them too.
+if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+  ids=$(docker ps -aq --filter label=corral.host=local)
+  if [ -n "$ids" ]; then
+    docker rm -f $ids >/dev/null
+    echo "removed $(echo "$ids" | wc -w) containers of host 'local'"
+  fi
+fi

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from corral import __version__
-from corral.agent.runtimes.base import Runtime
+from corral.agent.runtimes.base import LogsUnavailable, Runtime
 from corral.domain import wire
 from corral.domain.host import HostAttributes
 from corral.domain.resources import Resources
@@ -43,6 +44,9 @@ class AgentConfig:
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 15.0
     status_batch_s: float = 0.005  # gather status changes this long into one frame
+    host_status_s: float = 10.0  # how often health and images are checked (sent when they change)
+    host_status_every_s: float = 60.0  # ... and sent regardless this often
+    housekeeping_s: float = 60.0
 
     @property
     def stream_url(self) -> str:
@@ -77,6 +81,9 @@ class Agent:
         self._ws: ClientConnection | None = None
         self._stopping = False
         self._pending: set[asyncio.Task[None]] = set()
+        self._streams: dict[str, asyncio.Task[None]] = {}  # log streams by request id
+        self._last_status: tuple[wire.Health | None, tuple[str, ...]] = (None, ())
+        self._last_status_at = 0.0
         runtime.bind(self._on_report)
 
     # -- reports from the runtime ---------------------------------------------------------------
@@ -93,6 +100,7 @@ class Agent:
         """Stay connected to the master until stopped."""
         for report in await self.runtime.recover():
             self.table[report.task_id] = report
+        self._background(self._housekeeping())
         attempt = 0
         while not self.stopping():
             try:
@@ -124,7 +132,11 @@ class Agent:
             runtime=self.runtime.name,
             version=__version__,
             tasks=tuple(self.table.values()),
+            health=await self.runtime.health(),
+            images=await self.runtime.images(),
         )
+        self._last_status = (register.health, register.images)
+        self._last_status_at = time.monotonic()
         await ws.send(_json.encode(wire.encode(register)))
         reply = wire.decode(msgspec.json.decode(await asyncio.wait_for(ws.recv(), 10)))
         if not isinstance(reply, wire.Registered):
@@ -138,14 +150,51 @@ class Agent:
         helpers = [
             loop.create_task(self._heartbeat(ws, reply.heartbeat_interval_s)),
             loop.create_task(self._flush(ws)),
+            loop.create_task(self._host_status(ws)),
         ]
         try:
             async for raw in ws:
-                await self._handle(wire.decode(msgspec.json.decode(raw)))
+                await self._handle(ws, wire.decode(msgspec.json.decode(raw)))
         finally:
-            for helper in helpers:
+            for helper in [*helpers, *self._streams.values()]:
                 helper.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
+            await asyncio.gather(*helpers, *self._streams.values(), return_exceptions=True)
+            self._streams.clear()
+
+    async def _send(self, ws: ClientConnection, message: wire.Message) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(_json.encode(wire.encode(message)))
+
+    async def _host_status(self, ws: ClientConnection) -> None:
+        """Check health and images now and then; tell the master when they change (or have not for long)."""
+        while True:
+            await asyncio.sleep(self.config.host_status_s)
+            status = (await self.runtime.health(), await self.runtime.images())
+            stale = time.monotonic() - self._last_status_at > self.config.host_status_every_s
+            if status != self._last_status or stale:
+                self._last_status, self._last_status_at = status, time.monotonic()
+                await self._send(ws, wire.HostStatus(*status))
+
+    async def _stream_logs(self, ws: ClientConnection, request: wire.LogsRequest) -> None:
+        try:
+            lines = await self.runtime.logs(request.task_id, request.tail, request.follow)
+            await self._send(ws, wire.LogsChunk(request.request_id))  # opened: the master waits for this
+            async for data in lines:
+                await self._send(ws, wire.LogsChunk(request.request_id, data))
+            await self._send(ws, wire.LogsChunk(request.request_id, eof=True))
+        except LogsUnavailable as e:
+            await self._send(ws, wire.LogsChunk(request.request_id, eof=True, error=str(e)))
+        finally:
+            if self._streams.get(request.request_id) is asyncio.current_task():
+                del self._streams[request.request_id]
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.housekeeping_s)
+            try:
+                await self.runtime.housekeeping()
+            except Exception:
+                log.exception("agent %s: housekeeping failed", self.config.agent_id)
 
     async def _heartbeat(self, ws: ClientConnection, interval: float) -> None:
         seq = 0
@@ -167,8 +216,15 @@ class Agent:
                 with contextlib.suppress(ConnectionClosed):
                     await ws.send(_json.encode(wire.encode(wire.Status(tuple(batch)))))
 
-    async def _handle(self, message: wire.Message) -> None:
+    async def _handle(self, ws: ClientConnection, message: wire.Message) -> None:
         match message:
+            case wire.LogsRequest():
+                stream = asyncio.get_running_loop().create_task(self._stream_logs(ws, message))
+                self._streams[message.request_id] = stream
+            case wire.LogsCancel():
+                cancelled = self._streams.pop(message.request_id, None)
+                if cancelled is not None:
+                    cancelled.cancel()
             case wire.Launch():
                 for spec in message.tasks:
                     if spec.task_id in self.table and self.table[spec.task_id].state is TaskState.FINISHED:
@@ -191,11 +247,16 @@ class Agent:
         task.add_done_callback(self._pending.discard)
 
     async def stop(self, *, kill_tasks: bool = True) -> None:
-        """Disconnect (tasks killed here are not reported: as if the host died) and stop."""
+        """Disconnect and stop. With ``kill_tasks`` the runtime's tasks die unreported (as when a host
+        dies); without, they keep running where the runtime allows it (Docker containers do)."""
         self._stopping = True
         ws, self._ws = self._ws, None
         if ws is not None:
             with contextlib.suppress(Exception):
                 await ws.close()
+        for task in list(self._pending):
+            task.cancel()
+        await asyncio.gather(*self._pending, return_exceptions=True)
         if kill_tasks:
-            await self.runtime.close()
+            await self.runtime.kill_all()
+        await self.runtime.close()

@@ -57,6 +57,13 @@ class AgentPool:
         ]
         self._runs: list[asyncio.Task[None]] = []
 
+    @classmethod
+    def of(cls, agents: list[Agent]) -> AgentPool:
+        pool = cls.__new__(cls)
+        pool.agents = agents
+        pool._runs = []
+        return pool
+
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._runs = [loop.create_task(a.run()) for a in self.agents]
@@ -66,6 +73,10 @@ class AgentPool:
 
     async def run(self) -> None:
         self.start()
+        await self.wait()
+
+    async def wait(self) -> None:
+        """Until every agent stops (they run until stopped or cancelled)."""
         await asyncio.gather(*self._runs)
 
     async def stop(self, *, kill_tasks: bool = True) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
 
 from corral.api.deps import master_of
 from corral.api.views import task_view
@@ -55,3 +56,19 @@ async def kill_task(task_id: str, master: MasterDep, shrink: bool = False) -> di
     killed = master.jobs.kill_task(task_id, shrink)
     await master.writer.flush()
     return task_view(master, killed)
+
+
+@router.get(
+    "/{task_id}/logs",
+    summary="A task's output (stdout and stderr), from its host; follow=true streams until it ends",
+    response_class=StreamingResponse,
+)
+async def logs(
+    task_id: str,
+    master: MasterDep,
+    tail: Annotated[int | None, Query(ge=0, description="only the last N lines")] = None,
+    follow: bool = False,
+) -> StreamingResponse:
+    task = await master.queries.get_task(task_id)
+    lines = await master.hub.open_logs(task, tail, follow)
+    return StreamingResponse(lines, media_type="text/plain; charset=utf-8")

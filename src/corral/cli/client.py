@@ -81,6 +81,23 @@ class Client:
             if not after:
                 return
 
+    def stream_text(self, path: str, **params: Any) -> Iterator[str]:
+        """A streamed plain-text response, piece by piece (API errors raised before the first piece)."""
+        try:
+            with (
+                httpx.Client(base_url=self.master, timeout=httpx.Timeout(30.0, read=None)) as http,
+                http.stream(
+                    "GET", path, params={k: v for k, v in params.items() if v is not None}
+                ) as response,
+            ):
+                if response.status_code >= 400:
+                    response.read()
+                    body = response.json()
+                    raise ApiError(response.status_code, body.get("code", "error"), body.get("message", ""))
+                yield from response.iter_text()
+        except httpx.TransportError as e:
+            raise Unreachable(f"lost the stream from {self.master}: {e}") from e
+
     def events(self, job: str | None = None) -> Iterator[tuple[str, Any]]:
         params = {"job": job} if job else {}
         try:

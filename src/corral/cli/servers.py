@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -13,11 +14,14 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from corral.agent.local import docker_agent, local_resources
 from corral.agent.pool import AgentPool, FleetSpec
+from corral.agent.runtimes.docker import DockerConfig
 from corral.api.app import create_app
 from corral.cli.client import default_master
 from corral.cli.output import console
 from corral.control.config import MasterConfig, from_env
+from corral.domain.host import HostAttributes
 from corral.store.protocol import StoreError
 
 log = logging.getLogger("corral")
@@ -95,39 +99,95 @@ def master(
     raise typer.Exit(status.code)
 
 
+RUNTIMES = ("sim", "docker")
+
+
+def agent_pool(
+    runtime: str,
+    master_url: str,
+    count: int,
+    id_prefix: str,
+    cpu: float | None,
+    memory_mb: int | None,
+    zones: str,
+    log_retention_s: float,
+    registry: str,
+) -> AgentPool:
+    """``count`` agents of ``runtime``: simulated hosts, or this machine's Docker (port ranges split)."""
+    if runtime == "sim":
+        return AgentPool(master_url, fleet_spec(count, id_prefix, cpu or 8.0, memory_mb or 32768, zones))
+    if runtime != "docker":
+        console.print(f"[red]error[/red] unknown runtime {runtime!r} (available: {', '.join(RUNTIMES)})")
+        raise typer.Exit(2)
+    zone_list = zones.split(",")
+    span = (32767 - 30000 + 1) // max(count, 1)
+    agents = []
+    for i in range(count):
+        agent_id = id_prefix if count == 1 else f"{id_prefix}-{i}"
+        agents.append(
+            docker_agent(
+                master_url,
+                agent_id=agent_id,
+                resources=local_resources(cpu, memory_mb),
+                attributes=HostAttributes(zone=zone_list[i % len(zone_list)], instance_type="docker-host"),
+                port_range=(30000 + i * span, 30000 + (i + 1) * span - 1),
+                docker=DockerConfig(agent_id, log_retention_s=log_retention_s, registry=registry),
+            )
+        )
+    return AgentPool.of(agents)
+
+
 def agent(
     master_url: Annotated[str, typer.Option("--master", help="master URL (env CORRAL_MASTER)")] = "",
-    runtime: Annotated[str, typer.Option(help="sim (simulated tasks)")] = "sim",
-    count: Annotated[int, typer.Option(help="how many simulated agents this process runs")] = 1,
-    id_prefix: Annotated[str, typer.Option(help="agent ids are <prefix>-0000, -0001, ...")] = "sim",
-    cpu: Annotated[float, typer.Option(help="cores per agent")] = 8.0,
-    memory_mb: Annotated[int, typer.Option(help="memory per agent")] = 32768,
+    runtime: Annotated[str, typer.Option(help="docker (real containers) or sim (simulated tasks)")] = "sim",
+    count: Annotated[int, typer.Option(help="how many agents this process runs")] = 1,
+    id_prefix: Annotated[str, typer.Option("--id", help="agent id (sim: a prefix: <id>-0000, ...)")] = "",
+    cpu: Annotated[float | None, typer.Option(help="cores per agent (docker: this machine's)")] = None,
+    memory_mb: Annotated[int | None, typer.Option(help="memory per agent (docker: this machine's)")] = None,
     zones: Annotated[
         str, typer.Option(help="comma-separated zones, assigned round robin")
     ] = "zone-a,zone-b,zone-c",
+    log_retention: Annotated[
+        float, typer.Option(help="docker: keep finished containers (and logs) s")
+    ] = 3600.0,
+    registry: Annotated[
+        str, typer.Option(help="docker: host:port of a registry the health check tries")
+    ] = "",
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
-    """Run agents that dial a master and run what it sends them."""
+    """Run agents that dial a master and run what it sends them. Docker containers outlive the agent."""
     setup_logging(log_level)
-    if runtime != "sim":
-        console.print(f"[red]error[/red] unknown runtime {runtime!r} (available: sim)")
-        raise typer.Exit(2)
-    pool = AgentPool(master_url or default_master(), fleet_spec(count, id_prefix, cpu, memory_mb, zones))
+    prefix = id_prefix or ("sim" if runtime == "sim" else socket.gethostname())
+    pool = agent_pool(
+        runtime, master_url or default_master(), count, prefix, cpu, memory_mb, zones, log_retention, registry
+    )
+
+    async def run() -> None:
+        pool.start()
+        try:
+            await pool.wait()
+        finally:
+            await pool.stop(kill_tasks=runtime == "sim")
+
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(pool.run())
+        asyncio.run(run())
 
 
 def up(
-    agents: Annotated[int, typer.Option(help="how many simulated agents to start beside the master")] = 3,
+    agents: Annotated[int, typer.Option(help="how many agents to start beside the master")] = 3,
+    runtime: Annotated[str, typer.Option(help="docker (real containers) or sim (simulated tasks)")] = "sim",
     data_dir: Annotated[Path, typer.Option(help="where the SQLite store lives")] = Path(".corral"),
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8080,
-    cpu: Annotated[float, typer.Option(help="cores per agent")] = 8.0,
-    memory_mb: Annotated[int, typer.Option(help="memory per agent")] = 32768,
+    cpu: Annotated[float | None, typer.Option(help="cores per agent (docker: this machine's)")] = None,
+    memory_mb: Annotated[int | None, typer.Option(help="memory per agent (docker: this machine's)")] = None,
     zones: Annotated[str, typer.Option(help="comma-separated zones")] = "zone-a,zone-b,zone-c",
+    log_retention: Annotated[
+        float, typer.Option(help="docker: keep finished containers (and logs) s")
+    ] = 3600.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "warning",
 ) -> None:
-    """Run a whole local cluster in one process: a master on SQLite and simulated agents."""
+    """Run a whole local cluster in one process: a master on SQLite and agents (simulated or Docker)."""
     setup_logging(log_level)
     config = master_config(data_dir, host, port, "")
     status = _Exit()
@@ -141,17 +201,19 @@ def up(
             await serving
             return
         url = f"http://{host}:{port}"
-        pool = AgentPool(url, fleet_spec(agents, "sim", cpu, memory_mb, zones))
+        prefix = "sim" if runtime == "sim" else "local"
+        pool = agent_pool(runtime, url, agents, prefix, cpu, memory_mb, zones, log_retention, "")
         pool.start()
         await pool.wait_connected()
         console.print(
-            f"[green]corral is up[/green]: master {url} (store {config.resolved_store_url}), {agents} agents"
+            f"[green]corral is up[/green]: master {url} (store {config.resolved_store_url}), "
+            f"{agents} {runtime} agent{'s' if agents != 1 else ''}"
         )
         console.print(f"  try: corral --master {url} job submit -f examples/batch.yaml")
         try:
             await serving
         finally:
-            await pool.stop()
+            await pool.stop(kill_tasks=runtime == "sim")  # containers outlive the agent
 
     try:
         asyncio.run(run())

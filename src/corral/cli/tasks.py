@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -73,6 +74,28 @@ def kill(
         emit_json(task)
     else:
         console.print(f"task [bold]{task['id']}[/bold] killing: state={task['state']}")
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    task_id: str,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="keep streaming until the task ends")
+    ] = False,
+    tail: Annotated[int | None, typer.Option(help="only the last N lines")] = None,
+) -> None:
+    """Print a task's output (stdout and stderr), fetched from its host through the master."""
+    s = settings(ctx)
+    try:
+        with api_errors():
+            for text in s.client().stream_text(
+                f"/api/v1/tasks/{task_id}/logs", follow=str(follow).lower(), tail=tail
+            ):
+                sys.stdout.write(text)
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        pass
 
 
 def why(ctx: typer.Context, task_id: str) -> None:

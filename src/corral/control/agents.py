@@ -10,8 +10,9 @@ a master that lost its state must never take production down with it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -20,6 +21,7 @@ from corral.control.config import MasterConfig
 from corral.control.ledger import Ledger
 from corral.control.writer import StoreWriter
 from corral.domain import wire
+from corral.domain.errors import CorralError
 from corral.domain.host import Host
 from corral.domain.states import FinishedReason, HostState, TaskState
 from corral.domain.task import Task
@@ -27,6 +29,12 @@ from corral.jobs.task_machine import Ended, HostLost, Reconnected, Reported
 from corral.store.protocol import Store
 
 log = logging.getLogger(__name__)
+
+
+class LogsError(CorralError):
+    def __init__(self, code: str, message: str, status: int = 404) -> None:
+        super().__init__(code, message)
+        self.status = status
 
 
 class AgentChannel(Protocol):
@@ -77,6 +85,8 @@ class AgentHub:
         self.alerts: list[ReconciliationAlert] = []
         self._outbox = _Outbox()
         self._kills: dict[str, list[wire.KillSpec]] = {}
+        self._log_streams: dict[str, asyncio.Queue[wire.LogsChunk]] = {}
+        self._log_ids = itertools.count(1)
         self._kill_flush_scheduled = False
 
     # -- connection lifecycle -------------------------------------------------------------------
@@ -110,9 +120,12 @@ class AgentHub:
             runtime=msg.runtime,
             agent_version=msg.version,
         )
+        if msg.health is not None:
+            host = replace(host, healthy=msg.health.healthy, health_detail=msg.health.detail)
         channel.send(wire.encode(wire.Registered(self.config.heartbeat_interval_s)))
         self._reconcile(session, msg.tasks, finished_elsewhere, now)
         self.ledger.set_host(host)
+        self.state.set_images(host.id, msg.images)
         log.info("agent %s registered with %d tasks", msg.agent_id, len(msg.tasks))
         return session
 
@@ -152,8 +165,66 @@ class AgentHub:
                     self.state.put_host(replace(host, last_heartbeat=now))
             case wire.Status():
                 self._on_status(session, msg.updates, now)
+            case wire.HostStatus():
+                self._on_host_status(session, msg)
+            case wire.LogsChunk():
+                stream = self._log_streams.get(msg.request_id)
+                if stream is not None:
+                    stream.put_nowait(msg)
             case _:
                 log.warning("agent %s sent an unexpected %s", session.host_id, type(msg).__name__)
+
+    def _on_host_status(self, session: AgentSession, msg: wire.HostStatus) -> None:
+        host = self.state.hosts.get(session.host_id)
+        if host is None:
+            return
+        health = msg.health
+        if (host.healthy, host.health_detail) != (health.healthy, health.detail):
+            if health.healthy:
+                log.info("host %s is healthy again", host.id)
+            else:
+                log.warning("host %s is unhealthy: %s", host.id, health.detail)
+            self.ledger.set_host(replace(host, healthy=health.healthy, health_detail=health.detail))
+        self.state.set_images(host.id, msg.images)
+
+    # -- logs -----------------------------------------------------------------------------------
+
+    async def open_logs(self, task: Task, tail: int | None, follow: bool) -> AsyncIterator[str]:
+        """A task's log from the agent that runs (or ran) it. Raises LogsError before anything is streamed
+        if it cannot be had; the returned iterator then yields the text as it comes."""
+        if task.host_id is None:
+            raise LogsError("task_never_placed", f"task {task.id} never ran on a host", 409)
+        session = self.sessions.get(task.host_id)
+        if session is None or not session.open:
+            raise LogsError("host_unreachable", f"host {task.host_id} is not connected", 503)
+        request_id = f"{task.id}/{next(self._log_ids)}"
+        queue: asyncio.Queue[wire.LogsChunk] = asyncio.Queue()
+        self._log_streams[request_id] = queue
+        session.channel.send(wire.encode(wire.LogsRequest(request_id, task.id, tail, follow)))
+        first = await queue.get()  # the agent answers at once: the start of the log, or why not
+        if first.eof and first.error:
+            del self._log_streams[request_id]
+            raise LogsError("logs_unavailable", first.error)
+        return self._follow_logs(session, request_id, queue, first)
+
+    async def _follow_logs(
+        self,
+        session: AgentSession,
+        request_id: str,
+        queue: asyncio.Queue[wire.LogsChunk],
+        chunk: wire.LogsChunk,
+    ) -> AsyncIterator[str]:
+        try:
+            while True:
+                if chunk.data:
+                    yield chunk.data
+                if chunk.eof:
+                    return
+                chunk = await queue.get()
+        finally:
+            del self._log_streams[request_id]
+            if not chunk.eof and session.open:
+                session.channel.send(wire.encode(wire.LogsCancel(request_id)))
 
     def _on_status(self, session: AgentSession, updates: Iterable[wire.TaskReport], now: float) -> None:
         strangers = []

@@ -31,6 +31,7 @@ class ClusterState:
         self.cluster = Cluster()  # the scheduler's arrays, kept current with every placement
         self.groups: dict[str, CapacityGroup] = {DEFAULT_GROUP: default_group()}
         self.drained: set[str] = set()  # hosts an operator is draining (kept across restarts)
+        self.host_images: dict[str, frozenset[str]] = {}
         self._footprints: dict[str, Placement] = {}  # task -> what it holds on its host
         self._usage: dict[str, Resources] = {}  # capacity group -> what its placed tasks hold
 
@@ -198,6 +199,14 @@ class ClusterState:
             if footprint is not None:
                 ports.update(footprint.ports)
         return frozenset(ports)
+
+    def set_images(self, host_id: str, images: Iterable[str]) -> None:
+        """What images a host has, as its agent reports them (the image-locality scorer reads them)."""
+        reported = frozenset(images)
+        self.host_images[host_id] = reported
+        h = self.cluster.index.get(host_id)
+        if h is not None:
+            self.cluster.set_images(h, reported)
 
     def group_usage(self) -> dict[str, Resources]:
         """What each capacity group's placed tasks hold."""

@@ -22,6 +22,15 @@ PROTOCOL_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
+class Health:
+    """The agent's health checks: ``healthy`` only if every check passes; ``checks`` says each one's state."""
+
+    healthy: bool = True
+    detail: str = ""
+    checks: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class TaskReport:
     task_id: str
     state: TaskState
@@ -45,11 +54,31 @@ class Register:
     version: str = ""
     protocol: int = PROTOCOL_VERSION
     tasks: tuple[TaskReport, ...] = ()  # everything it runs, and finished tasks not yet forgotten
+    health: Health | None = None
+    images: tuple[str, ...] = ()  # images it has locally (image locality)
 
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
     seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class HostStatus:
+    """The agent's own view of its host, sent when it changes (and now and then regardless)."""
+
+    health: Health
+    images: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LogsChunk:
+    """Part of a task's log, answering ``LogsRequest`` ``request_id``; ``eof`` ends it (``error``: why)."""
+
+    request_id: str
+    data: str = ""
+    eof: bool = False
+    error: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,18 +126,47 @@ class Kill:
 
 
 @dataclass(frozen=True, slots=True)
+class LogsRequest:
+    request_id: str
+    task_id: str
+    tail: int | None = None  # last lines only; None: all
+    follow: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LogsCancel:
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Forget:
     """The master has recorded these tasks as finished: the agent may drop them from its reports."""
 
     task_ids: tuple[str, ...]
 
 
-Message = Register | Heartbeat | Status | Registered | Launch | Kill | Forget
+Message = (
+    Register
+    | Heartbeat
+    | Status
+    | HostStatus
+    | LogsChunk
+    | Registered
+    | Launch
+    | Kill
+    | Forget
+    | LogsRequest
+    | LogsCancel
+)
 
 _TYPES: dict[str, type[Any]] = {
     "register": Register,
     "heartbeat": Heartbeat,
     "status": Status,
+    "host_status": HostStatus,
+    "logs_chunk": LogsChunk,
+    "logs_request": LogsRequest,
+    "logs_cancel": LogsCancel,
     "registered": Registered,
     "launch": Launch,
     "kill": Kill,

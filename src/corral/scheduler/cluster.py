@@ -287,6 +287,16 @@ class Cluster:
             self._owned.add(("image", image))
         return found
 
+    def set_images(self, h: int, images: frozenset[str]) -> None:
+        """The images host ``h`` has now (as its agent reports them); others it no longer has."""
+        for image, mask in self.image_hosts.items():
+            if mask[h] and image not in images:
+                self._image_mask(image)[h] = False
+        for image in images:
+            has = self.image_hosts.get(image)
+            if has is None or not has[h]:
+                self._image_mask(image)[h] = True
+
     def room(self, sg_code: int) -> Ints:
         """Free addresses on interfaces bound to this security-group set, per host."""
         found = self.sg_room.get(sg_code)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from corral.domain.wire import LaunchSpec, TaskReport
+from corral.domain.wire import Health, LaunchSpec, TaskReport
 
 Reporter = Callable[[TaskReport], None]
+
+
+class LogsUnavailable(Exception):
+    """The task's logs cannot be read here (never ran here, or gone past retention)."""
 
 
 class Runtime(Protocol):
@@ -17,7 +21,7 @@ class Runtime(Protocol):
         """Give the runtime the function it calls on every task state change."""
 
     async def launch(self, spec: LaunchSpec) -> None:
-        """Start the task; report StartInitiated, Started and, eventually, Finished."""
+        """Start the task (without waiting): report StartInitiated, Started and, eventually, Finished."""
 
     async def kill(self, task_id: str, grace_period_s: float) -> None:
         """Stop the task; it reports Finished. An unknown task is reported Finished at once."""
@@ -25,4 +29,20 @@ class Runtime(Protocol):
     async def recover(self) -> list[TaskReport]:
         """What runs already (after an agent restart): reported at registration."""
 
-    async def close(self) -> None: ...
+    async def logs(self, task_id: str, tail: int | None, follow: bool) -> AsyncIterator[str]:
+        """Open the task's output (raising LogsUnavailable if it cannot be had); the iterator yields it,
+        with ``follow`` until the task ends."""
+
+    async def health(self) -> Health: ...
+
+    async def images(self) -> tuple[str, ...]:
+        """Images present on the host (the scheduler prefers hosts that have a task's image)."""
+
+    async def housekeeping(self) -> None:
+        """Periodic clean-up: finished containers past retention, unused images."""
+
+    async def kill_all(self) -> None:
+        """Stop every task at once, reporting nothing (the host goes away)."""
+
+    async def close(self) -> None:
+        """Release the runtime's own resources. Tasks keep running where the runtime allows it."""

@@ -13,12 +13,14 @@ import asyncio
 import contextlib
 import re
 import shlex
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from corral.agent.runtimes.base import Reporter
+from corral.agent.runtimes.base import LogsUnavailable, Reporter
 from corral.domain.states import FinishedReason, TaskState
-from corral.domain.wire import LaunchSpec, TaskReport
+from corral.domain.wire import Health, LaunchSpec, TaskReport
 
+LOGS_KEPT = 10_000  # simulated logs of this many recent tasks are kept
 SIGKILL_EXIT = 137
 SIGTERM_EXIT = 143
 
@@ -71,6 +73,7 @@ class SimRuntime:
         self._report: Reporter = lambda _r: None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._outcomes: dict[str, tuple[int, FinishedReason | None, str]] = {}
+        self._log: dict[str, list[str]] = {}
 
     def bind(self, report: Reporter) -> None:
         self._report = report
@@ -83,6 +86,10 @@ class SimRuntime:
         if spec.task_id in self._tasks:
             return  # a repeated launch is a no-op
         script = parse_script(spec.container.entrypoint + spec.container.command)
+        argv = " ".join(spec.container.entrypoint + spec.container.command)
+        self._log[spec.task_id] = [f"sim: {argv or '(image default)'}\n"]
+        while len(self._log) > LOGS_KEPT:
+            del self._log[next(iter(self._log))]
         self._tasks[spec.task_id] = asyncio.get_running_loop().create_task(self._run(spec.task_id, script))
 
     async def _run(self, task_id: str, script: SimScript) -> None:
@@ -102,6 +109,7 @@ class SimRuntime:
         finally:
             self._tasks.pop(task_id, None)
         detail = detail or ("exited 0" if exit_code == 0 else f"exited {exit_code}")
+        self._log.setdefault(task_id, []).append(f"sim: {detail}\n")
         self._report(TaskReport(task_id, TaskState.FINISHED, reason, detail, exit_code))
 
     async def kill(self, task_id: str, grace_period_s: float) -> None:
@@ -129,7 +137,38 @@ class SimRuntime:
     async def recover(self) -> list[TaskReport]:
         return []  # simulated tasks do not outlive their agent
 
-    async def close(self) -> None:
+    async def logs(self, task_id: str, tail: int | None, follow: bool) -> AsyncIterator[str]:
+        """A simulated task's log: the lines of its life so far (and, following, until it ends)."""
+        if task_id not in self._log:
+            raise LogsUnavailable(f"task {task_id} never ran here")
+        return self._lines(task_id, tail, follow)
+
+    async def _lines(self, task_id: str, tail: int | None, follow: bool) -> AsyncIterator[str]:
+        lines = self._log[task_id]
+        start = max(0, len(lines) - tail) if tail is not None else 0
+        sent = start
+        while True:
+            while sent < len(lines):
+                yield lines[sent]
+                sent += 1
+            if not follow or task_id not in self._tasks:
+                return
+            await asyncio.sleep(0.05)
+
+    async def health(self) -> Health:
+        return Health(True, "", {"sim": "ok"})
+
+    async def images(self) -> tuple[str, ...]:
+        return ()
+
+    async def housekeeping(self) -> None:
+        return None
+
+    async def kill_all(self) -> None:
+        self.bind(lambda _r: None)  # as if the host died: nothing is reported
         for task in list(self._tasks.values()):
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.kill_all()  # simulated tasks cannot outlive their runtime

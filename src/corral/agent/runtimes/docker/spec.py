@@ -1,0 +1,77 @@
+"""How a launch becomes a container: Docker's semantics for entrypoint and command, the task's identity
+in the environment, its resources as limits, its ports, and the labels that tie it to the task."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from corral.agent.runtimes.docker.config import (
+    LABEL_HOST,
+    LABEL_INDEX,
+    LABEL_JOB,
+    LABEL_MANAGED,
+    LABEL_TASK,
+    DockerConfig,
+)
+from corral.domain.wire import LaunchSpec
+
+CPU_PERIOD_US = 100_000
+
+
+def container_name(task_id: str) -> str:
+    return f"corral-{task_id}"
+
+
+def identity_env(spec: LaunchSpec, host_id: str) -> dict[str, str]:
+    r = spec.container.resources
+    env = {
+        "CORRAL_TASK_ID": spec.task_id,
+        "CORRAL_JOB_ID": spec.job_id,
+        "CORRAL_TASK_INDEX": "" if spec.index is None else str(spec.index),
+        "CORRAL_TASK_ATTEMPT": str(spec.attempt),
+        "CORRAL_HOST": host_id,
+        "CORRAL_CPU": f"{r.cpu:g}",
+        "CORRAL_MEMORY_MB": str(r.memory_mb),
+        "CORRAL_PORTS": ",".join(str(p) for p in spec.ports),
+    }
+    for i, port in enumerate(spec.ports):
+        env[f"CORRAL_PORT_{i}"] = str(port)
+    if spec.interface is not None and spec.address is not None:
+        env["CORRAL_NETWORK_INTERFACE"] = str(spec.interface)
+        env["CORRAL_NETWORK_ADDRESS"] = str(spec.address)
+    return env
+
+
+def create_kwargs(spec: LaunchSpec, config: DockerConfig) -> dict[str, Any]:
+    """Keyword arguments for ``client.containers.create``."""
+    c = spec.container
+    r = c.resources
+    labels = {
+        LABEL_MANAGED: "true",
+        LABEL_TASK: spec.task_id,
+        LABEL_JOB: spec.job_id,
+        LABEL_HOST: config.host_id,
+        LABEL_INDEX: "" if spec.index is None else str(spec.index),
+    }
+    memory = f"{r.memory_mb}m"
+    return {
+        "image": c.image.reference,
+        # Docker semantics: entrypoint replaces the image's ENTRYPOINT, command its CMD; empty keeps them.
+        "entrypoint": list(c.entrypoint) or None,
+        "command": list(c.command) or None,
+        "environment": {**c.env, **identity_env(spec, config.host_id)},
+        "labels": labels,
+        "name": container_name(spec.task_id),
+        "detach": True,
+        # A tiny init as PID 1 forwards signals and reaps zombies: SIGTERM reaches the task's own process
+        # (a shell or server as PID 1 would ignore it and always wait out the grace period).
+        "init": True,
+        "cpu_period": CPU_PERIOD_US,
+        "cpu_quota": max(1000, round(r.cpu * CPU_PERIOD_US)),
+        "mem_limit": memory,
+        "memswap_limit": memory,  # no swap beyond the memory limit
+        "pids_limit": config.pids_limit,
+        "shm_size": f"{max(r.shm_mb, 1)}m",
+        # The scheduler's host ports, each mapped to the same port number in the container.
+        "ports": {f"{p}/tcp": p for p in spec.ports},
+    }
