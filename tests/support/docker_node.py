@@ -28,7 +28,14 @@ IMAGE = "corral/busybox:latest"
 class DockerNode:
     """One agent with the docker runtime; ``restart()`` replaces the agent process state, not its containers."""
 
-    def __init__(self, master_url: str, host_id: str, docker_config: DockerConfig | None = None) -> None:
+    def __init__(
+        self,
+        master_url: str,
+        host_id: str,
+        docker_config: DockerConfig | None = None,
+        resources: Resources | None = None,
+    ) -> None:
+        self.resources = resources or Resources(4.0, 8192, 100_000, 10_000, 0)
         self.master_url = master_url
         self.host_id = host_id
         self.docker_config = docker_config or DockerConfig(host_id, log_retention_s=3600)
@@ -47,7 +54,7 @@ class DockerNode:
             config = AgentConfig(
                 agent_id=self.host_id,
                 master_url=self.master_url,
-                resources=Resources(4.0, 8192, 100_000, 10_000, 0),
+                resources=self.resources,
                 attributes=HostAttributes(zone="local", instance_type="docker-host"),
                 port_range=(31000, 31999),
                 backoff_max_s=0.5,

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +84,7 @@ class Agent:
         self._streams: dict[str, asyncio.Task[None]] = {}  # log streams by request id
         self._last_status: tuple[wire.Health | None, tuple[str, ...]] = (None, ())
         self._last_status_at = 0.0
+        self.on_launch: Callable[[wire.LaunchSpec], None] | None = None  # benchmarks time launches here
         runtime.bind(self._on_report)
 
     # -- reports from the runtime ---------------------------------------------------------------
@@ -227,6 +228,8 @@ class Agent:
                     cancelled.cancel()
             case wire.Launch():
                 for spec in message.tasks:
+                    if self.on_launch is not None:
+                        self.on_launch(spec)
                     if spec.task_id in self.table and self.table[spec.task_id].state is TaskState.FINISHED:
                         continue  # already ran here; the master will hear the outcome
                     await self.runtime.launch(spec)
