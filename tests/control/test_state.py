@@ -211,3 +211,16 @@ def test_indices_always_match_a_recount_from_the_records(
         held = [t for t in state.tasks.values() if t.on_host and t.host_id == "h2"]
         expected = sum((state.jobs[t.job_id].descriptor.container.resources.vector for t in held), ZERO)
         assert state.free(hosts["h2"]) == hosts["h2"].resources - expected
+
+
+def test_reported_images_feed_the_image_locality_arrays() -> None:
+    state = _state()
+    state.put_host(Host("h1", Resources(8, 8192, 10_000, 1000, 0)))
+    state.put_host(Host("h2", Resources(8, 8192, 10_000, 1000, 0)))
+    state.set_images("h1", ["app:v1", "base:1"])
+    state.set_images("h2", ["app:v1"])
+    c = state.cluster
+    assert c.image_hosts["app:v1"][[c.index["h1"], c.index["h2"]]].tolist() == [True, True]
+    state.set_images("h1", ["base:1"])  # app:v1 was collected on h1
+    assert c.image_hosts["app:v1"][[c.index["h1"], c.index["h2"]]].tolist() == [False, True]
+    assert state.host_images["h1"] == frozenset({"base:1"})

@@ -155,3 +155,73 @@ def test_logs_follow_a_running_task(master: MasterProcess) -> None:
         assert tail == "line 3\n"
         missing = master.http.get("/api/v1/tasks/nope/logs")
         assert (missing.status_code, missing.json()["code"]) == (404, "task_not_found")
+
+
+def start_stranger(host: str, task_id: str) -> str:
+    """A running container labelled as a task of ``host`` that no master ever heard of."""
+    import docker
+
+    client = docker.from_env()
+    try:
+        container = client.containers.run(
+            "corral/busybox:latest",
+            ["sleep", "600"],
+            detach=True,
+            init=True,
+            name=f"corral-{task_id}",
+            labels={"corral.managed": "true", "corral.host": host, "corral.task_id": task_id},
+        )
+        return str(container.id)
+    finally:
+        client.close()
+
+
+def test_unknown_containers_follow_the_safety_rule(master: MasterProcess) -> None:
+    few, many = unique_host("e2e-few"), unique_host("e2e-many")
+    for i in range(2):
+        start_stranger(few, f"{few}-ghost{i}")
+    for i in range(8):
+        start_stranger(many, f"{many}-ghost{i}")
+    try:
+        with node(master.url, few):
+            # Two containers the master never heard of: killed.
+            wait_for(lambda: containers(few, running_only=True) == [], 30, what="the ghosts to be killed")
+        with node(master.url, many):
+            alerts = wait_for(lambda: master.http.get("/api/v1/status").json()["alerts"], 30, what="an alert")
+            assert alerts[0]["host_id"] == many and len(alerts[0]["unknown_tasks"]) == 8
+            time.sleep(1.0)
+            assert len(containers(many, running_only=True)) == 8  # over the limit: nothing killed
+    finally:
+        from tests.support.docker_node import remove_containers
+
+        remove_containers(few)
+        remove_containers(many)
+
+
+def test_task_logs_from_the_command_line(master: MasterProcess) -> None:
+    import os
+    import subprocess
+    import sys
+
+    with node(master.url, unique_host("e2e-cli")):
+        job = master.submit(busybox(batch_job(["sh", "-c", "echo one; echo two >&2"])))
+        master.wait_job_finished(job["id"], timeout=60)
+        [task] = master.tasks(job["id"])
+        env = {**os.environ, "CORRAL_MASTER": master.url}
+        out = subprocess.run(
+            [sys.executable, "-m", "corral", "task", "logs", task["id"]],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        assert sorted(out.stdout.split()) == ["one", "two"]
+        tail = subprocess.run(
+            [sys.executable, "-m", "corral", "task", "logs", task["id"], "--tail", "1"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert len(tail.stdout.split()) == 1
