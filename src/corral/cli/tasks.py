@@ -114,4 +114,4 @@ def why(ctx: typer.Context, task_id: str) -> None:
     else:
         console.print(f"task {task_id} is pending: [bold]{pending['message']}[/bold]")
         for name, count in sorted(pending.get("rejections", {}).items(), key=lambda kv: -kv[1]):
-            console.print(f"  {name}: {count:,} hosts rejected")
+            console.print(f"  {name}: {count:,} host{'' if count == 1 else 's'} rejected")

@@ -42,28 +42,34 @@ def explain(ctx: ClassContext) -> tuple[PendingReason, str, dict[str, int]]:
     if last == "host_unavailable":
         return (
             PendingReason.NO_HOSTS,
-            f"no schedulable host: {count:,} down, disabled, unhealthy or draining",
+            f"no schedulable host: {_hosts(count)} down, disabled, unhealthy or draining",
             rejections,
         )
     if last == "resources":
         worst = max(shortages.items(), key=lambda kv: kv[1])[0] if shortages else "resources"
         if worst.endswith("_none"):
             resource = worst.removesuffix("_none")
-            message = f"no capacity: {resource} — {shortages[worst]:,} hosts have none"
+            none = shortages[worst]
+            message = f"no capacity: {resource} — {_hosts(none)} {'has' if none == 1 else 'have'} none"
             full = shortages.get(resource, 0)
             message += f", {full:,} too full" if full else ""
             return PendingReason.NO_CAPACITY, message + tail, rejections
-        return PendingReason.NO_CAPACITY, f"no capacity: {worst} — {count:,} hosts too full{tail}", rejections
+        return PendingReason.NO_CAPACITY, f"no capacity: {worst} — {_hosts(count)} too full{tail}", rejections
     if last == "ports":
         return (
             PendingReason.NO_PORTS,
-            f"no ports: {count:,} hosts lack {ctx.cls.ports} free ports{tail}",
+            f"no ports: {_hosts(count)} {'lacks' if count == 1 else 'lack'} {ctx.cls.ports} free ports{tail}",
             rejections,
         )
     if last == "network":
         message = (
-            f"no network: {count:,} hosts have no interface or address left for the task's security groups"
+            f"no network: {_hosts(count)} {'has' if count == 1 else 'have'} no interface or address left "
+            "for the task's security groups"
         )
         return PendingReason.NO_NETWORK, message + tail, rejections
     name = last.split(":", 1)[1]
-    return PendingReason.CONSTRAINT, f"{name}: {count:,} hosts rejected{tail}", rejections
+    return PendingReason.CONSTRAINT, f"{name}: {_hosts(count)} rejected{tail}", rejections
+
+
+def _hosts(count: int) -> str:
+    return f"{count:,} host" if count == 1 else f"{count:,} hosts"
