@@ -172,7 +172,7 @@ class Agent:
             await asyncio.sleep(self.config.host_status_s)
             status = (await self.runtime.health(), await self.runtime.images())
             stale = time.monotonic() - self._last_status_at > self.config.host_status_every_s
-            if status != self._last_status or stale:
+            if _changed(status, self._last_status) or stale:
                 self._last_status, self._last_status_at = status, time.monotonic()
                 await self._send(ws, wire.HostStatus(*status))
 
@@ -263,3 +263,14 @@ class Agent:
         if kill_tasks:
             await self.runtime.kill_all()
         await self.runtime.close()
+
+
+def _changed(
+    new: tuple[wire.Health, tuple[str, ...]], old: tuple[wire.Health | None, tuple[str, ...]]
+) -> bool:
+    """Health or images changed in a way the master cares about (not a check's passing detail)."""
+    health, images = new
+    before, before_images = old
+    if before is None:
+        return True
+    return (health.healthy, health.detail, images) != (before.healthy, before.detail, before_images)

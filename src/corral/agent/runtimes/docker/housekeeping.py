@@ -45,9 +45,8 @@ def remove_unused_images(
     client: docker.DockerClient, config: DockerConfig, pulled: dict[str, float]
 ) -> list[str]:
     """Remove images in ``pulled`` (ref -> last used) unused longer than the GC age and by no container."""
-    in_use = {c["Image"] for c in client.api.containers(all=True)} | {
-        c["ImageID"] for c in client.api.containers(all=True)
-    }
+    everything = client.api.containers(all=True)
+    in_use = {c["Image"] for c in everything} | {c["ImageID"] for c in everything}
     removed = []
     now = time.time()
     for ref, last_used in list(pulled.items()):
