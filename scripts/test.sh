@@ -9,6 +9,9 @@ step() { printf '\n\033[1m== %s ==\033[0m\n' "$*"; }
 step "Docker Engine and test images"
 scripts/ensure-docker.sh
 
+step "PostgreSQL"
+scripts/ensure-postgres.sh
+
 step "ruff (lint and format)"
 "$B/ruff" check src tests bench
 "$B/ruff" format --check src tests bench

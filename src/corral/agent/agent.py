@@ -49,13 +49,25 @@ class AgentConfig:
     housekeeping_s: float = 60.0
 
     @property
+    def masters(self) -> list[str]:
+        """The masters to try, in order (``master_url`` may list several, comma-separated)."""
+        return [u.strip() for u in self.master_url.split(",") if u.strip()]
+
+    @property
     def stream_url(self) -> str:
-        base = self.master_url.rstrip("/")
-        if base.startswith("https://"):
-            base = "wss://" + base[len("https://") :]
-        elif base.startswith("http://"):
-            base = "ws://" + base[len("http://") :]
-        return base + "/api/v1/agents/stream"
+        return stream_url(self.masters[0])
+
+
+def stream_url(master: str) -> str:
+    base = master.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base[len("https://") :]
+    elif base.startswith("http://"):
+        base = "ws://" + base[len("http://") :]
+    return base + "/api/v1/agents/stream"
+
+
+NOT_LEADER_CLOSE = 4001
 
 
 class Rejected(Exception):
@@ -103,13 +115,23 @@ class Agent:
             self.table[report.task_id] = report
         self._background(self._housekeeping())
         attempt = 0
+        masters = self.config.masters
+        target = masters[0]
         while not self.stopping():
             try:
-                async with connect(self.config.stream_url, max_size=64 * 2**20, open_timeout=10) as ws:
+                async with connect(stream_url(target), max_size=64 * 2**20, open_timeout=10) as ws:
                     await self._session(ws)
                     attempt = 0  # a session that registered resets the backoff
-            except (OSError, ConnectionClosed, InvalidHandshake, InvalidURI, TimeoutError, Rejected) as e:
-                log.debug("agent %s: connection failed: %s", self.config.agent_id, e)
+            except ConnectionClosed as e:
+                leader = _leader_hint(e)
+                if leader and leader != target:  # a standby said who leads: go there at once
+                    log.info("agent %s: following the leader to %s", self.config.agent_id, leader)
+                    target = leader
+                    continue
+                target = _next_master(masters, target)
+            except (OSError, InvalidHandshake, InvalidURI, TimeoutError, Rejected) as e:
+                log.debug("agent %s: connection to %s failed: %s", self.config.agent_id, target, e)
+                target = _next_master(masters, target)
             finally:
                 self._ws = None
                 self.connected.clear()
@@ -274,3 +296,18 @@ def _changed(
     if before is None:
         return True
     return (health.healthy, health.detail, images) != (before.healthy, before.detail, before_images)
+
+
+def _leader_hint(error: ConnectionClosed) -> str:
+    """The leader's URL when a standby turned us away with "not leader: <url>", else ""."""
+    close = error.rcvd
+    if close is None or close.code != NOT_LEADER_CLOSE:
+        return ""
+    return close.reason.partition("not leader:")[2].strip()
+
+
+def _next_master(masters: list[str], current: str) -> str:
+    """The master after ``current`` in the list (the first, if ``current`` came from a leader hint)."""
+    if current not in masters:
+        return masters[0]
+    return masters[(masters.index(current) + 1) % len(masters)]

@@ -23,37 +23,56 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The master has loaded its state and leads")
+@router.get("/readyz", summary="This master leads (load balancers send traffic here)")
 async def readyz(request: Request) -> JSONResponse:
     master: Master | None = getattr(request.app.state, "master", None)
     if master is None or not master.ready:
-        failure = str(master.failure) if master is not None and master.failure else "starting"
-        return JSONResponse({"status": "not_ready", "reason": failure}, status_code=503)
-    return JSONResponse({"status": "ready"})
+        body: dict[str, Any] = {"status": master.role.value if master is not None else "starting"}
+        if master is not None and master.failure is not None:
+            body["reason"] = str(master.failure)
+        if master is not None and master.leader is not None and master.leader.live:
+            body["leader"] = master.leader.url
+        return JSONResponse(body, status_code=503)
+    return JSONResponse({"status": "ready", "role": "leader"})
 
 
-@router.get("/api/v1/status", summary="What the master is doing: state sizes, scheduler, store, alerts")
-async def status(master: MasterDep) -> dict[str, Any]:
+@router.get("/api/v1/status", summary="This master's role and, when it leads, what it is doing")
+async def status(request: Request) -> dict[str, Any]:
+    master: Master = request.app.state.master
+    out: dict[str, Any] = {
+        "version": __version__,
+        "master_id": master.id,
+        "role": master.role.value,
+        "leader": master.ready,
+        "store": master.config.resolved_store_url.split("?")[0],
+        "loaded": to_builtins(master.load_report),
+    }
+    if master.failure is not None:
+        out["failure"] = str(master.failure)
+    if not master.ready:
+        lease = master.leader
+        out["leader_url"] = lease.url if lease is not None and lease.live else None
+        return out
     tasks = Counter(t.state.value for t in master.state.tasks.values())
     jobs = Counter(j.state.value for j in master.state.jobs.values())
     hosts = Counter(h.state.value for h in master.state.hosts.values())
-    return {
-        "version": __version__,
-        "leader": True,
-        "store": master.config.resolved_store_url.split("?")[0],
-        "loaded": to_builtins(master.load_report),
-        "jobs": dict(jobs),
-        "tasks": dict(tasks),
-        "hosts": dict(hosts),
-        "pending": master.state.pending_count,
-        "scheduler": to_builtins(master.scheduler.stats),
-        "writer": {
-            "batches": master.writer.batches,
-            "records": master.writer.records,
-            "backlog": master.writer.backlog,
-        },
-        "alerts": [to_builtins(a) for a in master.hub.alerts],
-    }
+    out.update(
+        {
+            "epoch": master.term.epoch if master.term is not None else None,
+            "jobs": dict(jobs),
+            "tasks": dict(tasks),
+            "hosts": dict(hosts),
+            "pending": master.state.pending_count,
+            "scheduler": to_builtins(master.scheduler.stats),
+            "writer": {
+                "batches": master.writer.batches,
+                "records": master.writer.records,
+                "backlog": master.writer.backlog,
+            },
+            "alerts": [to_builtins(a) for a in master.hub.alerts],
+        }
+    )
+    return out
 
 
 @router.post("/api/v1/admin/prune", summary="Delete finished jobs older than older_than_s")

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 REGISTER_TIMEOUT_S = 10.0
+NOT_LEADER_CLOSE = 4001
 _json = msgspec.json.Encoder()
 _CLOSE = object()
 
@@ -64,7 +65,10 @@ async def agent_stream(ws: WebSocket) -> None:
     master: Master | None = getattr(ws.app.state, "master", None)
     await ws.accept()
     if master is None or not master.ready:
-        await ws.close(code=1013, reason="master not ready")
+        # Agents follow the leader: say where it is (or that there is none yet: try again).
+        leader = master.leader if master is not None else None
+        where = leader.url if leader is not None and leader.live else ""
+        await ws.close(code=NOT_LEADER_CLOSE, reason=f"not leader: {where}"[:120])
         return
     try:
         first = wire.decode(await asyncio.wait_for(_receive(ws), REGISTER_TIMEOUT_S))

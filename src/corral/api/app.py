@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
 
 from corral import __version__
 from corral.api import admin, agent_stream, errors, events, groups, hosts, jobs, tasks
@@ -19,7 +21,7 @@ def create_app(config: MasterConfig, on_fatal: Callable[[BaseException], None] |
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         master = Master(config, on_fatal=on_fatal)
-        await master.start()
+        await master.start()  # opens the store (StoreError: refuse to start); leadership comes after
         app.state.master = master
         try:
             yield
@@ -33,6 +35,26 @@ def create_app(config: MasterConfig, on_fatal: Callable[[BaseException], None] |
         lifespan=lifespan,
     )
     errors.install(app)
+
+    @app.middleware("http")
+    async def follow_the_leader(request: Request, call_next: Any) -> Any:
+        """A standby sends API calls to the leader (307 keeps the method and the body)."""
+        master: Master | None = getattr(request.app.state, "master", None)
+        path = request.url.path
+        if (
+            master is not None
+            and not master.ready
+            and path.startswith("/api/v1/")
+            and path != "/api/v1/status"
+            and master.leader is not None
+            and master.leader.live
+        ):
+            target = (
+                master.leader.url.rstrip("/") + path + (f"?{request.url.query}" if request.url.query else "")
+            )
+            return RedirectResponse(target, status_code=307)
+        return await call_next(request)
+
     for module in (jobs, tasks, hosts, groups, events, admin, agent_stream):
         app.include_router(module.router)
     return app

@@ -34,15 +34,25 @@ class Unreachable(Exception):
 
 
 class Client:
+    """Talks to the leader: given several masters (comma-separated), it tries each in turn, and a
+    standby's redirect takes it to the leader."""
+
     def __init__(self, master: str, timeout: float = 30.0) -> None:
-        self.master = master.rstrip("/")
-        self.http = httpx.Client(base_url=self.master, timeout=timeout)
+        self.masters = [m.strip().rstrip("/") for m in master.split(",") if m.strip()]
+        self.master = self.masters[0]
+        self.http = httpx.Client(timeout=timeout, follow_redirects=True)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self.http.request(method, path, **kwargs)
-        except httpx.TransportError as e:
-            raise Unreachable(f"cannot reach the master at {self.master}: {e}") from e
+        errors = []
+        for base in [self.master, *(m for m in self.masters if m != self.master)]:
+            try:
+                response = self.http.request(method, base + path, **kwargs)
+                self.master = base
+                break
+            except httpx.TransportError as e:
+                errors.append(f"{base}: {e}")
+        else:
+            raise Unreachable(f"cannot reach the master at {'; '.join(errors)}")
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -85,7 +95,9 @@ class Client:
         """A streamed plain-text response, piece by piece (API errors raised before the first piece)."""
         try:
             with (
-                httpx.Client(base_url=self.master, timeout=httpx.Timeout(30.0, read=None)) as http,
+                httpx.Client(
+                    base_url=self.master, timeout=httpx.Timeout(30.0, read=None), follow_redirects=True
+                ) as http,
                 http.stream(
                     "GET", path, params={k: v for k, v in params.items() if v is not None}
                 ) as response,
@@ -102,7 +114,7 @@ class Client:
         params = {"job": job} if job else {}
         try:
             with (
-                httpx.Client(base_url=self.master, timeout=None) as http,
+                httpx.Client(base_url=self.master, timeout=None, follow_redirects=True) as http,
                 connect_sse(http, "GET", "/api/v1/events", params=params) as source,
             ):
                 for sse in source.iter_sse():

@@ -86,6 +86,7 @@ class AgentHub:
         self._outbox = _Outbox()
         self._kills: dict[str, list[wire.KillSpec]] = {}
         self._log_streams: dict[str, asyncio.Queue[wire.LogsChunk]] = {}
+        self._awaiting: dict[str, float] = {}  # host -> when its tasks are lost if it has not registered
         self._log_ids = itertools.count(1)
         self._kill_flush_scheduled = False
 
@@ -104,6 +105,7 @@ class AgentHub:
             old.channel.close("replaced by a new connection from the same agent")
         session = AgentSession(msg.agent_id, channel, now, now)
         self.sessions[msg.agent_id] = session
+        self._awaiting.pop(msg.agent_id, None)
         previous = self.state.hosts.get(msg.agent_id)
         host = Host(
             id=msg.agent_id,
@@ -129,6 +131,23 @@ class AgentHub:
         log.info("agent %s registered with %d tasks", msg.agent_id, len(msg.tasks))
         return session
 
+    def await_hosts(self, host_ids: Iterable[str], deadline: float) -> None:
+        """Hosts with tasks that have not registered with this leader yet (after a start or a failover).
+        Their tasks keep their state; a host still absent at ``deadline`` has its tasks lost."""
+        for host_id in host_ids:
+            if host_id not in self.sessions:
+                self._awaiting[host_id] = deadline
+
+    @property
+    def next_deadline(self) -> float | None:
+        return min(self._awaiting.values(), default=None)
+
+    def close_all(self, reason: str) -> None:
+        for session in list(self.sessions.values()):
+            session.open = False
+            session.channel.close(reason)
+        self.sessions.clear()
+
     def disconnect(self, session: AgentSession, why: str) -> None:
         if not session.open:
             return
@@ -138,6 +157,13 @@ class AgentHub:
             self._mark_unreachable(session.host_id, why)
 
     def check_heartbeats(self, now: float) -> None:
+        for host_id, due in list(self._awaiting.items()):
+            if due <= now:
+                del self._awaiting[host_id]
+                never = f"host {host_id} did not come back within {self.config.jobs.lost_after_s:g}s"
+                for task in self.state.tasks_on_host(host_id):
+                    reason = task.kill_reason or FinishedReason.LOST
+                    self.ledger.apply(task, Ended(reason, now, never))
         deadline = now - self.config.heartbeat_timeout_s
         for session in [s for s in self.sessions.values() if s.last_seen < deadline]:
             silent = now - session.last_seen

@@ -25,7 +25,15 @@ class MasterConfig:
     history_retention_s: float = 7 * 24 * 3600.0
     prune_interval_s: float = 3600.0
     sqlite_synchronous: str = "FULL"
+    master_id: str = ""  # unique per master process (default: host, pid and a random suffix)
+    advertise_url: str = ""  # how clients and agents reach this master (default: http://listen address)
+    lease_ttl_s: float = 3.0  # a leader that cannot renew its lease for this long is replaced
+    lease_poll_s: float = 0.5  # how often a standby tries for the lease (and a leader renews: ttl / 3)
     jobs: JobManagerConfig = field(default_factory=JobManagerConfig)
+
+    @property
+    def url(self) -> str:
+        return self.advertise_url or f"http://{self.listen_host}:{self.listen_port}"
 
     @property
     def resolved_store_url(self) -> str:

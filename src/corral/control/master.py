@@ -1,7 +1,9 @@
-"""The master: loads state, then runs the loops — reconcile, schedule, heartbeats, write-behind, housekeeping.
+"""The master process: it opens the store, then competes for the leader lease; while it leads it runs a
+``Term`` (state and loops), and when it loses the lease it steps down and competes again.
 
-Start-up is all or nothing: if the store cannot be opened or any record cannot be read, ``start``
-raises and the master does not lead. It never starts empty over existing data.
+Start-up is all or nothing: if the store cannot be opened, its schema is not the one this code knows, or
+any record cannot be read, the master refuses to lead (``failure`` is set and ``on_fatal`` called) — it
+never leads empty over existing data.
 """
 
 from __future__ import annotations
@@ -9,39 +11,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from enum import StrEnum
 
 from corral.control.agents import AgentHub
 from corral.control.bus import EventBus
-from corral.control.clock import Clock, IdGenerator, system_clock
+from corral.control.clock import Clock, system_clock
 from corral.control.config import MasterConfig
 from corral.control.ledger import Ledger
 from corral.control.manager import JobManager
-from corral.control.memory import evict_finished
-from corral.control.operations import Operations, drained_from_settings, profile_from_settings
+from corral.control.operations import Operations
 from corral.control.queries import Queries
 from corral.control.scheduling import SchedulerShell
 from corral.control.state import ClusterState
-from corral.control.writer import StoreWriter
-from corral.domain.states import HostState
-from corral.jobs.task_machine import HostLost
-from corral.store.protocol import Store
+from corral.control.term import LoadReport, Term
+from corral.control.writer import StoreWriter, WriterFailed
+from corral.domain.errors import CorralError
+from corral.store.lease import FencedError, Lease
+from corral.store.protocol import Store, StoreError
 from corral.store.sql import open_store
 
 log = logging.getLogger(__name__)
 
-HOUSEKEEPING_S = 1.0
-FORGET_UNREACHABLE_HOST_S = 3600.0
+
+class Role(StrEnum):
+    STARTING = "starting"
+    STANDBY = "standby"
+    LEADER = "leader"
+    FAILED = "failed"
 
 
-@dataclass(frozen=True, slots=True)
-class LoadReport:
-    jobs: int
-    tasks: int
-    disconnected: int
-    seconds: float
+class NotLeader(CorralError):
+    status = 503
+
+    def __init__(self, leader_url: str) -> None:
+        where = f"; the leader is {leader_url}" if leader_url else "; no leader right now"
+        super().__init__("not_leader", "this master is not the leader" + where)
+        self.leader_url = leader_url
 
 
 class Master:
@@ -57,25 +67,21 @@ class Master:
         self.clock = clock
         self._store = store
         self._on_fatal = on_fatal
+        self.id = config.master_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.role = Role.STARTING
         self.failure: BaseException | None = None
-        self.ready = False
-        self.load_report: LoadReport | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self.term: Term | None = None
+        self.last_load: LoadReport | None = None
+        self.leader: Lease | None = None  # the lease as last seen (who leads, when not us)
+        self._campaign: asyncio.Task[None] | None = None
+        self._lost = asyncio.Event()
 
-    # Built in start(), where the store is known to be good.
     store: Store
-    state: ClusterState
-    writer: StoreWriter
-    ledger: Ledger
-    hub: AgentHub
-    jobs: JobManager
-    scheduler: SchedulerShell
-    queries: Queries
-    ops: Operations
-    bus: EventBus
+
+    # -- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        started = self.clock()
+        """Open the store (raising StoreError if it cannot be trusted), then compete for leadership."""
         if self._store is None:
             self.config.data_dir.mkdir(parents=True, exist_ok=True)
             url = self.config.resolved_store_url
@@ -85,135 +91,221 @@ class Master:
         else:
             await asyncio.to_thread(self._store.open)
         self.store = self._store
-        loaded = await asyncio.to_thread(self.store.load_active)  # raises StoreError: refuse to lead
-        groups = await asyncio.to_thread(self.store.load_groups)
-        settings = await asyncio.to_thread(self.store.load_settings)
+        self.role = Role.STANDBY
+        self._campaign = asyncio.get_running_loop().create_task(self._compete())
+        self._campaign.add_done_callback(self._campaign_ended)
 
-        self.state = ClusterState()
-        self.bus = EventBus()
-        self.writer = StoreWriter(self.store, on_fatal=self._fatal)
-        self.ledger = Ledger(self.state, self.writer, self.bus)
-        self.hub = AgentHub(self.ledger, self.store, self.writer, self.clock, self.config)
-        self.jobs = JobManager(self.ledger, self.hub, self.clock, IdGenerator(self.clock), self.config.jobs)
-        self.scheduler = SchedulerShell(self.ledger, self.hub, profile_from_settings(settings))
-        self.queries = Queries(self.state, self.store)
-        self.ops = Operations(self.ledger, self.store, self.scheduler)
-        self.jobs.admit = self.ops.require_group
-        self.state.groups.update((g.name, g) for g in groups)
-        self.state.drained = drained_from_settings(settings)
+    async def wait_leading(self, within_s: float = 30.0) -> None:
+        async def leading() -> None:
+            while self.role is not Role.LEADER:
+                if self.role is Role.FAILED:
+                    raise StoreError(str(self.failure))
+                await asyncio.sleep(0.02)
 
-        self.state.load(loaded.jobs, loaded.tasks)
-        now = self.clock()
-        disconnected = 0
-        # Until their agents register again, tasks on hosts are out of touch; lost if they never return.
-        for task in [t for t in self.state.tasks.values() if t.on_host]:
-            if self.ledger.apply(task, HostLost(now, "master restarted; waiting for the agent")) is not None:
-                disconnected += 1
-        for job in self.state.jobs.values():
-            self.ledger.touch(job.id)
-        for task in loaded.tasks:
-            if task.is_finished:
-                self.ledger.finished[task.id] = None
-        self.load_report = LoadReport(
-            len(loaded.jobs), len(loaded.tasks), disconnected, self.clock() - started
-        )
-        log.info(
-            "loaded %d active jobs and %d tasks (%d waiting for their agents) in %.2fs",
-            len(loaded.jobs),
-            len(loaded.tasks),
-            disconnected,
-            self.load_report.seconds,
-        )
-        self._spawn(self.writer.run())
-        self._spawn(self.hub.run_outbox())
-        self._spawn(self._loop())
-        self._spawn(self._housekeeping())
-        self._spawn(self._prune_loop())
-        self.ready = True
+        await asyncio.wait_for(leading(), within_s)
 
     async def stop(self) -> None:
-        """Stop the loops, let the writer commit what is queued, then close the store."""
-        self.ready = False
-        writer = self._tasks[0] if self._tasks else None  # spawned first in start()
-        others = [t for t in self._tasks if t is not writer]
-        for t in others:
-            t.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
-        if writer is not None and not writer.done():
+        if self._campaign is not None:
+            self._campaign.cancel()
+            with contextlib.suppress(BaseException):
+                await self._campaign
+        term = self.term
+        if term is not None:
+            await self._step_down(term, flush=True)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.writer.flush(), timeout=10)
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
-        self._tasks.clear()
+                await asyncio.to_thread(self.store.release_lease, self.id, term.epoch)
+            log.info(
+                "master stopped; %d records written in %d batches", term.writer.records, term.writer.batches
+            )
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.store.close)
-        log.info("master stopped; %d records written in %d batches", self.writer.records, self.writer.batches)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        task.add_done_callback(self._died)
-        self._tasks.append(task)
+    @property
+    def ready(self) -> bool:
+        return self.role is Role.LEADER and self.term is not None
 
-    def _died(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is not None:
-            self._fatal(error)
+    # -- leadership -----------------------------------------------------------------------------
 
-    def _fatal(self, error: BaseException) -> None:
-        if self.failure is not None:
+    async def _compete(self) -> None:
+        while True:
+            epoch = await self._try_acquire()
+            if epoch is None:
+                await asyncio.sleep(self.config.lease_poll_s)
+                continue
+            try:
+                term = await self._take_office(epoch)
+            except StoreError as e:
+                self._refuse(e, epoch)
+                return
+            await self._serve(term)
+            if self.role is Role.FAILED:
+                return
+
+    async def _try_acquire(self) -> int | None:
+        try:
+            epoch = await asyncio.to_thread(
+                self.store.acquire_lease, self.id, self.config.url, self.config.lease_ttl_s
+            )
+            if epoch is None:
+                self.leader = await asyncio.to_thread(self.store.lease)
+            return epoch
+        except Exception as e:  # the database is unreachable: keep trying
+            log.warning("cannot reach the store to compete for leadership: %s", e)
+            return None
+
+    async def _take_office(self, epoch: int) -> Term:
+        started = self.clock()
+        self.store.epoch = epoch
+        loaded = await asyncio.to_thread(self.store.load_active)  # StoreError: refuse to lead
+        groups = await asyncio.to_thread(self.store.load_groups)
+        settings = await asyncio.to_thread(self.store.load_settings)
+        self._lost.clear()
+        term = Term(
+            self.config, self.store, self.clock, epoch, loaded, groups, settings, self._term_failed, started
+        )
+        term.start()
+        self.term = term
+        self.last_load = term.load_report
+        self.role = Role.LEADER
+        self.leader = None
+        r = term.load_report
+        log.info(
+            "leading (epoch %d): loaded %d active jobs and %d tasks in %.2fs; waiting for %d hosts",
+            epoch,
+            r.jobs,
+            r.tasks,
+            r.seconds,
+            r.awaiting_hosts,
+        )
+        return term
+
+    async def _serve(self, term: Term) -> None:
+        """Lead until the lease is lost or a write is refused; then step down to standby."""
+        renew = asyncio.get_running_loop().create_task(self._renew(term))
+        try:
+            await self._lost.wait()
+        finally:
+            renew.cancel()
+            with contextlib.suppress(BaseException):
+                await renew
+        await self._step_down(term, flush=False)
+        if self.role is not Role.FAILED:
+            self.role = Role.STANDBY
+
+    async def _renew(self, term: Term) -> None:
+        interval = self.config.lease_ttl_s / 3
+        last_renewed = time.monotonic()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                renewed = await asyncio.to_thread(
+                    self.store.renew_lease, self.id, term.epoch, self.config.lease_ttl_s
+                )
+            except Exception as e:
+                # Without the store we cannot know we still lead: give up before the lease could run out.
+                if time.monotonic() - last_renewed > self.config.lease_ttl_s - interval:
+                    self._lose(f"cannot renew the lease: {e}")
+                    return
+                continue
+            if not renewed:
+                self._lose("another master holds the lease")
+                return
+            last_renewed = time.monotonic()
+
+    def _lose(self, why: str) -> None:
+        log.error("stepping down: %s", why)
+        self._lost.set()
+
+    def _term_failed(self, error: BaseException) -> None:
+        if isinstance(error, FencedError | WriterFailed):
+            self._lose(f"writes refused: {error}")
             return
         self.failure = error
-        self.ready = False
+        self.role = Role.FAILED
         log.critical("the master can no longer lead: %s", error, exc_info=error)
+        self._lost.set()
         if self._on_fatal is not None:
             self._on_fatal(error)
 
-    # -- loops ----------------------------------------------------------------------------------
+    def _refuse(self, error: StoreError, epoch: int) -> None:
+        """The store cannot be trusted: do not lead on it, and let nobody think we do."""
+        self.failure = error
+        self.role = Role.FAILED
+        self.store.epoch = None
+        log.critical("refusing to lead: %s", error)
+        with contextlib.suppress(Exception):
+            self.store.release_lease(self.id, epoch)
+        if self._on_fatal is not None:
+            self._on_fatal(error)
 
-    def step(self) -> None:
-        """One turn of the control loop: heartbeats, reconciliation, scheduling."""
-        now = self.clock()
-        self.hub.check_heartbeats(now)
-        self.jobs.reconcile_due(now)
-        if self.scheduler.due(now):
-            self.scheduler.iterate(now)
+    async def _step_down(self, term: Term, *, flush: bool) -> None:
+        """End the term. The store keeps the term's epoch until its writer has stopped, so anything still
+        in flight is fenced by the database if a newer leader exists."""
+        if self.term is term:
+            self.term = None
+        await term.stop(flush=flush)
+        self.store.epoch = None
 
-    async def _loop(self) -> None:
-        wake = self.ledger.wake
-        while True:
-            timeout = self.config.idle_tick_s
-            now = self.clock()
-            for due in (self.jobs.next_timer, self.scheduler.next_ready_at):
-                if due is not None:
-                    timeout = min(timeout, max(0.0, due - now))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout)
-            wake.clear()
-            if self.config.batch_window_s > 0:
-                await asyncio.sleep(self.config.batch_window_s)
-            self.step()
+    def _campaign_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
+            assert error is not None
+            self.failure = error
+            self.role = Role.FAILED
+            log.critical("the master stopped competing for leadership: %s", error, exc_info=error)
+            if self._on_fatal is not None:
+                self._on_fatal(error)
 
-    async def _housekeeping(self) -> None:
-        while True:
-            await asyncio.sleep(HOUSEKEEPING_S)
-            evict_finished(self.ledger)
-            now = self.clock()
-            for host in list(self.state.hosts.values()):
-                gone_for = now - host.last_heartbeat
-                forgotten = host.state is HostState.UNREACHABLE and gone_for > FORGET_UNREACHABLE_HOST_S
-                if forgotten and not self.state.tasks_on_host(host.id):
-                    del self.state.hosts[host.id]
+    # -- the current term's parts (for the API); NotLeader when this master does not lead ---------
 
-    async def _prune_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.prune_interval_s)
-            await self.prune(self.config.history_retention_s)
+    def _current(self) -> Term:
+        term = self.term
+        if term is None or self.role is not Role.LEADER:
+            raise NotLeader(self.leader.url if self.leader is not None and self.leader.live else "")
+        return term
+
+    @property
+    def state(self) -> ClusterState:
+        return self._current().state
+
+    @property
+    def jobs(self) -> JobManager:
+        return self._current().jobs
+
+    @property
+    def hub(self) -> AgentHub:
+        return self._current().hub
+
+    @property
+    def scheduler(self) -> SchedulerShell:
+        return self._current().scheduler
+
+    @property
+    def queries(self) -> Queries:
+        return self._current().queries
+
+    @property
+    def ops(self) -> Operations:
+        return self._current().ops
+
+    @property
+    def bus(self) -> EventBus:
+        return self._current().bus
+
+    @property
+    def writer(self) -> StoreWriter:
+        return self._current().writer
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._current().ledger
+
+    @property
+    def load_report(self) -> LoadReport | None:
+        return self.last_load
 
     async def prune(self, older_than_s: float) -> int:
-        before = self.clock() - older_than_s
-        pruned = await asyncio.to_thread(self.store.prune_finished, before)
-        if pruned:
-            log.info("pruned %d finished jobs older than %.0fs", pruned, older_than_s)
-        return pruned
+        return await self._current().prune(older_than_s)
+
+    def step(self) -> None:
+        self._current().step()

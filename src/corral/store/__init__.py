@@ -4,11 +4,14 @@ The store is synchronous and knows nothing of loops: the control layer calls it 
 in batched transactions. Opening a store checks and migrates its schema; any doubt is an error.
 """
 
+from corral.store.lease import FencedError, Lease
 from corral.store.protocol import JobQuery, LoadedState, Store, StoreError, TaskQuery, WriteBatch
 from corral.store.sql import SqlStore, open_store
 
 __all__ = [
+    "FencedError",
     "JobQuery",
+    "Lease",
     "LoadedState",
     "SqlStore",
     "Store",

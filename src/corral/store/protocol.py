@@ -10,6 +10,7 @@ from corral.domain.capacity import CapacityGroup
 from corral.domain.job import Job
 from corral.domain.states import JobState, JobType, TaskState
 from corral.domain.task import Task
+from corral.store.lease import Lease
 
 
 class StoreError(Exception):
@@ -53,6 +54,8 @@ class TaskQuery:
 
 
 class Store(Protocol):
+    epoch: int | None  # the leader's epoch: while set, writes from an older epoch are refused (fencing)
+
     def open(self) -> None:
         """Create or migrate the schema. Raises StoreError when the database cannot be trusted."""
 
@@ -82,6 +85,16 @@ class Store(Protocol):
     def load_settings(self) -> dict[str, str]: ...
 
     def put_setting(self, key: str, value: str) -> None: ...
+
+    def lease(self) -> Lease:
+        """Who leads, with which epoch, until when (and the database's clock now)."""
+
+    def acquire_lease(self, holder: str, url: str, ttl_s: float) -> int | None:
+        """Become leader if nobody's lease is live: the new epoch, or None."""
+
+    def renew_lease(self, holder: str, epoch: int, ttl_s: float) -> bool: ...
+
+    def release_lease(self, holder: str, epoch: int) -> None: ...
 
     def prune_finished(self, before: float) -> int:
         """Delete jobs (and their tasks) finished before ``before``, and older finished tasks that a newer

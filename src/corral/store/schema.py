@@ -83,6 +83,16 @@ settings = Table(
     Column("value", Text, nullable=False),
 )
 
+leader = Table(
+    "corral_leader",
+    metadata,
+    Column("id", Integer, primary_key=True),  # one row: id 1
+    Column("holder", String(128), nullable=False),  # the leading master process (unique per process)
+    Column("url", String(512), nullable=False),  # where clients and agents reach it
+    Column("epoch", Integer, nullable=False),  # +1 at every new leader: writes carry it (fencing)
+    Column("expires_at", Float, nullable=False),  # the database's clock, seconds since the epoch
+)
+
 CORRAL_TABLES = frozenset(t.name for t in metadata.sorted_tables)
 
 
@@ -97,5 +107,11 @@ def _v2(conn: Connection) -> None:
         table.create(conn)
 
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
+def _v3(conn: Connection) -> None:
+    """The leader lease: one row naming the leader, its epoch and when its lease runs out."""
+    leader.create(conn)
+    conn.execute(leader.insert().values(id=1, holder="", url="", epoch=0, expires_at=0.0))
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3)
 LATEST_VERSION = len(MIGRATIONS)

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import (
+    Connection,
     Engine,
     Select,
     bindparam,
@@ -23,7 +24,7 @@ from corral.domain.codec import DecodeError, from_json, to_json
 from corral.domain.job import Job
 from corral.domain.states import JobState
 from corral.domain.task import Task
-from corral.store import schema
+from corral.store import lease, schema
 from corral.store.protocol import JobQuery, LoadedState, StoreError, TaskQuery, WriteBatch
 
 FINISHED = JobState.FINISHED.value
@@ -35,6 +36,7 @@ class SqlStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.epoch: int | None = None  # set while leading: every write checks it is still current
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
     # -- schema ---------------------------------------------------------------------------------
@@ -101,6 +103,7 @@ class SqlStore:
         if not len(batch):
             return
         with self.engine.begin() as conn:
+            self._fence(conn)
             if batch.jobs:
                 jobs = {j.id: j for j in batch.jobs}.values()  # the last version of an id wins
                 conn.execute(self._upsert(schema.jobs), [_job_row(j) for j in jobs])
@@ -118,6 +121,24 @@ class SqlStore:
                     conn.execute(lbl.insert(), labels)
             if batch.tasks:
                 conn.execute(self._upsert(schema.tasks), [_task_row(t) for t in batch.tasks])
+
+    def _fence(self, conn: Connection) -> None:
+        if self.epoch is not None:
+            lease.fenced(conn, self.epoch)
+
+    # -- leadership ------------------------------------------------------------------------------
+
+    def lease(self) -> lease.Lease:
+        return lease.read(self.engine)
+
+    def acquire_lease(self, holder: str, url: str, ttl_s: float) -> int | None:
+        return lease.acquire(self.engine, holder, url, ttl_s)
+
+    def renew_lease(self, holder: str, epoch: int, ttl_s: float) -> bool:
+        return lease.renew(self.engine, holder, epoch, ttl_s)
+
+    def release_lease(self, holder: str, epoch: int) -> None:
+        lease.release(self.engine, holder, epoch)
 
     def _upsert(self, table: Any) -> Any:
         stmt = self._insert(table)
@@ -171,6 +192,7 @@ class SqlStore:
     def prune_finished(self, before: float) -> int:
         j, t, lbl = schema.jobs, schema.tasks, schema.job_labels
         with self.engine.begin() as conn:
+            self._fence(conn)
             old = select(j.c.id).where(j.c.state == FINISHED, j.c.finished_at < before)
             ids = conn.execute(old).scalars().all()
             for chunk in _chunks(ids, 500):
@@ -201,6 +223,7 @@ class SqlStore:
     def put_group(self, group: CapacityGroup) -> None:
         g = schema.capacity_groups
         with self.engine.begin() as conn:
+            self._fence(conn)
             stmt = self._insert(g).values(name=group.name, body=to_json(group).decode())
             conn.execute(
                 stmt.on_conflict_do_update(index_elements=[g.c.name], set_={"body": stmt.excluded.body})
@@ -209,6 +232,7 @@ class SqlStore:
     def delete_group(self, name: str) -> None:
         g = schema.capacity_groups
         with self.engine.begin() as conn:
+            self._fence(conn)
             conn.execute(delete(g).where(g.c.name == name))
 
     def load_settings(self) -> dict[str, str]:
@@ -221,6 +245,7 @@ class SqlStore:
     def put_setting(self, key: str, value: str) -> None:
         t = schema.settings
         with self.engine.begin() as conn:
+            self._fence(conn)
             stmt = self._insert(t).values(key=key, value=value)
             conn.execute(
                 stmt.on_conflict_do_update(index_elements=[t.c.key], set_={"value": stmt.excluded.value})

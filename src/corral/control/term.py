@@ -1,0 +1,178 @@
+"""One leadership term: the leader's state and loops, from loading the store to stepping down.
+
+Start-up work is kept small so failover is fast: state is loaded and nothing is written; tasks on hosts
+whose agents have not come back yet keep their state and wait (``AgentHub.await_hosts``), lost only if
+their host never returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from corral.control.agents import AgentHub
+from corral.control.bus import EventBus
+from corral.control.clock import Clock, IdGenerator
+from corral.control.config import MasterConfig
+from corral.control.ledger import Ledger
+from corral.control.manager import JobManager
+from corral.control.memory import evict_finished
+from corral.control.operations import Operations, drained_from_settings, profile_from_settings
+from corral.control.queries import Queries
+from corral.control.scheduling import SchedulerShell
+from corral.control.state import ClusterState
+from corral.control.writer import StoreWriter
+from corral.domain.states import HostState
+from corral.store.protocol import LoadedState, Store
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_S = 1.0
+FORGET_UNREACHABLE_HOST_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoadReport:
+    epoch: int
+    jobs: int
+    tasks: int
+    awaiting_hosts: int
+    seconds: float
+
+
+class Term:
+    def __init__(
+        self,
+        config: MasterConfig,
+        store: Store,
+        clock: Clock,
+        epoch: int,
+        loaded: LoadedState,
+        groups: list[Any],
+        settings: dict[str, str],
+        on_fatal: Callable[[BaseException], None],
+        started: float,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.epoch = epoch
+        self._on_fatal = on_fatal
+        self.state = ClusterState()
+        self.bus = EventBus()
+        self.writer = StoreWriter(store, on_fatal=on_fatal)
+        self.ledger = Ledger(self.state, self.writer, self.bus)
+        self.hub = AgentHub(self.ledger, store, self.writer, clock, config)
+        self.jobs = JobManager(self.ledger, self.hub, clock, IdGenerator(clock), config.jobs)
+        self.scheduler = SchedulerShell(self.ledger, self.hub, profile_from_settings(settings))
+        self.queries = Queries(self.state, store)
+        self.ops = Operations(self.ledger, store, self.scheduler)
+        self.jobs.admit = self.ops.require_group
+        self.state.groups.update((g.name, g) for g in groups)
+        self.state.drained = drained_from_settings(settings)
+
+        self.state.load(loaded.jobs, loaded.tasks)
+        for job in self.state.jobs.values():
+            self.ledger.touch(job.id)
+        for task in loaded.tasks:
+            if task.is_finished:
+                self.ledger.finished[task.id] = None
+        # Hosts that hold tasks but have not registered with this leader yet: wait for them.
+        awaiting = {t.host_id for t in self.state.tasks.values() if t.on_host and t.host_id is not None}
+        self.hub.await_hosts(awaiting, clock() + config.jobs.lost_after_s)
+        self.load_report = LoadReport(
+            epoch, len(loaded.jobs), len(loaded.tasks), len(awaiting), clock() - started
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+        self._writer_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._writer_task = self._spawn(self.writer.run())
+        self._spawn(self.hub.run_outbox())
+        self._spawn(self._loop())
+        self._spawn(self._housekeeping())
+        self._spawn(self._prune_loop())
+
+    async def stop(self, *, flush: bool) -> None:
+        """End the term: stop the loops, drop every agent connection (they will find the next leader),
+        and, if this master still leads, let the writer commit what is queued."""
+        others = [t for t in self._tasks if t is not self._writer_task]
+        for t in others:
+            t.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        self.hub.close_all("this master is no longer the leader")
+        writer = self._writer_task
+        if writer is not None and not writer.done():
+            if flush:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.writer.flush(), timeout=10)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+        self._tasks.clear()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coro)
+        task.add_done_callback(self._died)
+        self._tasks.append(task)
+        return task
+
+    def _died(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            self._on_fatal(error)
+
+    # -- loops ----------------------------------------------------------------------------------
+
+    def step(self) -> None:
+        """One turn of the control loop: heartbeats, reconciliation, scheduling."""
+        now = self.clock()
+        self.hub.check_heartbeats(now)
+        self.jobs.reconcile_due(now)
+        if self.scheduler.due(now):
+            self.scheduler.iterate(now)
+
+    async def _loop(self) -> None:
+        wake = self.ledger.wake
+        while True:
+            timeout = self.config.idle_tick_s
+            now = self.clock()
+            for due in (self.jobs.next_timer, self.scheduler.next_ready_at, self.hub.next_deadline):
+                if due is not None:
+                    timeout = min(timeout, max(0.0, due - now))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout)
+            wake.clear()
+            if self.config.batch_window_s > 0:
+                await asyncio.sleep(self.config.batch_window_s)
+            self.step()
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_S)
+            evict_finished(self.ledger)
+            now = self.clock()
+            for host in list(self.state.hosts.values()):
+                gone_for = now - host.last_heartbeat
+                forgotten = host.state is HostState.UNREACHABLE and gone_for > FORGET_UNREACHABLE_HOST_S
+                if forgotten and not self.state.tasks_on_host(host.id):
+                    del self.state.hosts[host.id]
+
+    async def _prune_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.prune_interval_s)
+            await self.prune(self.config.history_retention_s)
+
+    async def prune(self, older_than_s: float) -> int:
+        before = self.clock() - older_than_s
+        pruned = await asyncio.to_thread(self.store.prune_finished, before)
+        if pruned:
+            log.info("pruned %d finished jobs older than %.0fs", pruned, older_than_s)
+        return pruned
