@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from corral import __version__
 from corral.api.deps import master_of
-from corral.api.models import PruneModel
+from corral.api.models import PruneModel, ResolveModel
 from corral.control.master import Master
 from corral.domain.codec import to_builtins
 
@@ -78,3 +78,16 @@ async def status(request: Request) -> dict[str, Any]:
 @router.post("/api/v1/admin/prune", summary="Delete finished jobs older than older_than_s")
 async def prune(body: PruneModel, master: MasterDep) -> dict[str, int]:
     return {"pruned_jobs": await master.prune(body.older_than_s)}
+
+
+@router.get("/api/v1/admin/alerts", summary="Reconciliation alerts waiting for an operator")
+async def alerts(master: MasterDep) -> dict[str, Any]:
+    return {"items": [to_builtins(a) for a in master.hub.alerts]}
+
+
+@router.post(
+    "/api/v1/admin/alerts/{alert_id}/resolve", summary="Kill the alert's unknown tasks, or keep them"
+)
+async def resolve(alert_id: str, body: ResolveModel, master: MasterDep) -> dict[str, Any]:
+    alert = master.hub.resolve_alert(alert_id, kill=body.action == "kill")
+    return {"resolved": to_builtins(alert), "action": body.action}

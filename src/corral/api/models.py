@@ -167,3 +167,7 @@ class CapacityGroupModel(CapacityGroupBody):
 
 class ModeModel(Strict):
     mode: Mode
+
+
+class ResolveModel(Strict):
+    action: Literal["kill", "keep"] = Field(description="kill the unknown tasks, or keep them running")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from corral import __version__
-from corral.cli import groups, hosts, jobs, servers, tasks
+from corral.cli import admin, groups, hosts, jobs, servers, tasks
 from corral.cli.client import default_master
 from corral.cli.context import Settings, api_errors, settings
 from corral.cli.output import console, emit_json
@@ -27,8 +27,7 @@ app.command()(servers.master)
 app.command()(servers.agent)
 app.command()(servers.up)
 app.command()(tasks.why)
-admin = typer.Typer(help="Operator commands.", no_args_is_help=True)
-app.add_typer(admin, name="admin")
+app.add_typer(admin.app, name="admin")
 
 
 @app.callback()
@@ -73,18 +72,6 @@ def events(ctx: typer.Context, job: Annotated[str | None, typer.Option(help="onl
                     console.print(f"[dim]{kind} {data}[/dim]")
     except KeyboardInterrupt:
         pass
-
-
-@admin.command()
-def prune(
-    ctx: typer.Context,
-    older_than: Annotated[float, typer.Option(help="seconds since the job finished")] = 7 * 24 * 3600.0,
-) -> None:
-    """Delete finished jobs (and their tasks) older than --older-than seconds."""
-    s = settings(ctx)
-    with api_errors():
-        result = s.client().post("/api/v1/admin/prune", {"older_than_s": older_than})
-    emit_json(result)
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from corral.control.config import MasterConfig
 from corral.control.ledger import Ledger
 from corral.control.writer import StoreWriter
 from corral.domain import wire
-from corral.domain.errors import CorralError
+from corral.domain.errors import ConflictError, CorralError, NotFoundError
 from corral.domain.host import Host
 from corral.domain.states import FinishedReason, HostState, TaskState
 from corral.domain.task import Task
@@ -56,6 +56,7 @@ class AgentSession:
 
 @dataclass(frozen=True, slots=True)
 class ReconciliationAlert:
+    id: str
     host_id: str
     at: float
     unknown_tasks: tuple[str, ...]
@@ -88,6 +89,8 @@ class AgentHub:
         self._log_streams: dict[str, asyncio.Queue[wire.LogsChunk]] = {}
         self._awaiting: dict[str, float] = {}  # host -> when its tasks are lost if it has not registered
         self._log_ids = itertools.count(1)
+        self._alert_ids = itertools.count(1)
+        self._tolerated: set[str] = set()  # unknown tasks an operator chose to keep
         self._kill_flush_scheduled = False
 
     # -- connection lifecycle -------------------------------------------------------------------
@@ -310,6 +313,8 @@ class AgentHub:
         strangers: list[str] = []
         for r in reports:
             known = self.state.tasks.get(r.task_id)
+            if r.task_id in self._tolerated:
+                continue
             if r.state is TaskState.FINISHED:
                 self._forget_later(session.host_id, r.task_id)
             elif r.task_id in finished or known is not None:
@@ -325,7 +330,8 @@ class AgentHub:
                 "resolve the alert"
             )
             log.error(message)
-            self.alerts.append(ReconciliationAlert(session.host_id, now, tuple(strangers), message))
+            alert_id = f"{session.host_id}-{next(self._alert_ids)}"
+            self.alerts.append(ReconciliationAlert(alert_id, session.host_id, now, tuple(strangers), message))
         else:
             kill.extend(strangers)
         if kill:
@@ -333,6 +339,33 @@ class AgentHub:
             specs = tuple(wire.KillSpec(t, reason, 0.0) for t in kill)
             session.channel.send(wire.encode(wire.Kill(specs)))
             log.warning("killing %d tasks on %s that should not run there", len(kill), session.host_id)
+
+    def resolve_alert(self, alert_id: str, kill: bool) -> ReconciliationAlert:
+        """An operator's answer to a reconciliation alert: kill the unknown tasks, or keep them running."""
+        alert = next((a for a in self.alerts if a.id == alert_id), None)
+        if alert is None:
+            raise NotFoundError("alert", alert_id)
+        if kill:
+            session = self.sessions.get(alert.host_id)
+            if session is None:
+                raise ConflictError(
+                    "host_unreachable", f"host {alert.host_id} is not connected: nothing can be killed"
+                )
+            specs = tuple(wire.KillSpec(t, FinishedReason.KILLED, 0.0) for t in alert.unknown_tasks)
+            session.channel.send(wire.encode(wire.Kill(specs)))
+            log.warning(
+                "operator: killing %d unknown tasks on %s (alert %s)", len(specs), alert.host_id, alert_id
+            )
+        else:
+            self._tolerated.update(alert.unknown_tasks)
+            log.warning(
+                "operator: keeping %d unknown tasks on %s (alert %s)",
+                len(alert.unknown_tasks),
+                alert.host_id,
+                alert_id,
+            )
+        self.alerts.remove(alert)
+        return alert
 
     def _finished_in_store(self, task_ids: Sequence[str]) -> set[str]:
         found = set()

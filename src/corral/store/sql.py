@@ -210,6 +210,33 @@ class SqlStore:
                 conn.execute(delete(t).where(t.c.id.in_(chunk)))
         return len(ids)
 
+    def restore_records(
+        self,
+        jobs: Sequence[Job],
+        tasks: Sequence[Task],
+        groups: Sequence[CapacityGroup],
+        settings: Sequence[tuple[str, str]],
+    ) -> None:
+        """Insert restored records in one transaction (the caller checked the store is empty)."""
+        with self.engine.begin() as conn:
+            for chunk in _chunks(list(jobs), 2000):
+                conn.execute(schema.jobs.insert(), [_job_row(j) for j in chunk])
+                labels = [
+                    {"job_id": j.id, "key": k, "value": v}
+                    for j in chunk
+                    for k, v in j.descriptor.labels.items()
+                ]
+                if labels:
+                    conn.execute(schema.job_labels.insert(), labels)
+            for task_chunk in _chunks(list(tasks), 5000):
+                conn.execute(schema.tasks.insert(), [_task_row(t) for t in task_chunk])
+            for group in groups:
+                conn.execute(
+                    schema.capacity_groups.insert().values(name=group.name, body=to_json(group).decode())
+                )
+            for key, value in settings:
+                conn.execute(schema.settings.insert().values(key=key, value=value))
+
     # -- capacity groups and settings ------------------------------------------------------------
 
     def load_groups(self) -> list[CapacityGroup]:
@@ -323,6 +350,6 @@ def _first(rows: Sequence[Any], kind: type[T]) -> T | None:
     return decoded[0] if decoded else None
 
 
-def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
