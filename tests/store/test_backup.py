@@ -9,7 +9,7 @@ import pytest
 from corral.domain.capacity import CapacityGroup, Tier
 from corral.domain.resources import Resources
 from corral.domain.states import JobState, TaskState
-from corral.store import SqlStore, StoreError, WriteBatch, open_store
+from corral.store import JobQuery, SqlStore, StoreError, WriteBatch, open_store
 from corral.store import backup as backups
 from tests.store.factories import make_job, make_task
 from tests.support.postgres import fresh_database
@@ -53,9 +53,7 @@ def _restore_and_compare(source: SqlStore, path: Path, url: str) -> None:
         assert backups.restore(restored, path) == {"job": 2, "task": 3, "group": 1, "setting": 1}
         assert backups.records_equal(backups.snapshot(source), backups.snapshot(restored))
         assert restored.get_job("a") == source.get_job("a")
-        assert restored.list_jobs(
-            __import__("corral.store", fromlist=["JobQuery"]).JobQuery(labels={"team": "x"})
-        )
+        assert [j.id for j in restored.list_jobs(JobQuery(labels={"team": "x"}))] == ["a"]
         assert [g.name for g in restored.load_groups()] == ["render"]
         assert restored.load_settings() == {"scheduler.mode.flex": "spread"}
     finally:
