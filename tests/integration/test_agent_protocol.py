@@ -147,3 +147,29 @@ def test_a_registration_with_impossible_resources_is_refused(tmp_path: Path) -> 
         assert master.http.get("/api/v1/hosts").json()["items"] == []
     finally:
         master.close()
+
+
+def test_a_launch_lost_on_the_way_is_sent_again_not_counted_lost(tmp_path: Path) -> None:
+    master = MasterProcess(tmp_path / "m").start()
+    try:
+
+        async def scenario() -> tuple[list[str], list[str]]:
+            url = master.url.replace("http://", "ws://") + "/api/v1/agents/stream"
+            async with connect(url) as ws:
+                await ws.send(json.dumps(register_message("flaky", [])))
+                assert json.loads(await ws.recv())["type"] == "registered"
+                await asyncio.to_thread(master.submit, batch_job(["sleep", "100"], size=2))
+                first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            # The connection dropped before the agent started anything: it comes back knowing nothing.
+            async with connect(url) as ws:
+                await ws.send(json.dumps(register_message("flaky", [])))
+                assert json.loads(await ws.recv())["type"] == "registered"
+                again = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            return [t["task_id"] for t in first["tasks"]], [t["task_id"] for t in again["tasks"]]
+
+        first, again = asyncio.run(scenario())
+        assert sorted(first) == sorted(again)  # the same tasks, launched again
+        tasks = master.tasks()
+        assert len(tasks) == 2 and all(t["reason"] != "lost" for t in tasks)
+    finally:
+        master.close()

@@ -26,6 +26,8 @@ T = TypeVar("T")
 
 # Short timeouts so failure handling shows up in seconds, not minutes.
 FAST_ENV = {
+    "CORRAL_LEASE_TTL_S": "2.0",
+    "CORRAL_LEASE_POLL_S": "0.2",
     "CORRAL_HEARTBEAT_INTERVAL_S": "0.3",
     "CORRAL_HEARTBEAT_TIMEOUT_S": "1.5",
     "CORRAL_LOST_AFTER_S": "2.0",
@@ -57,8 +59,11 @@ def wait_for(predicate: Callable[[], T], timeout: float = 20.0, interval: float 
 
 
 class MasterProcess:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, port: int | None = None, store_url: str = ""
+    ) -> None:
         self.data_dir = data_dir
+        self.store_url = store_url
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **FAST_ENV, **(env or {})}
@@ -79,6 +84,8 @@ class MasterProcess:
             "--port",
             str(self.port),
         ]
+        if self.store_url:
+            cmd += ["--store-url", self.store_url]
         self.proc = subprocess.Popen(
             [*cmd, "--log-level", "info"], stdout=log, stderr=subprocess.STDOUT, env=self.env
         )
@@ -100,6 +107,22 @@ class MasterProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def answers(self) -> bool:
+        try:
+            return self.http.get("/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def leads(self) -> bool:
+        try:
+            return self.http.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no final flush — a crash."""

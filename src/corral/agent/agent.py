@@ -47,6 +47,7 @@ class AgentConfig:
     host_status_s: float = 10.0  # how often health and images are checked (sent when they change)
     host_status_every_s: float = 60.0  # ... and sent regardless this often
     housekeeping_s: float = 60.0
+    ping_interval_s: float = 10.0  # WebSocket pings: a master silent this long (twice) is given up
 
     @property
     def masters(self) -> list[str]:
@@ -119,7 +120,13 @@ class Agent:
         target = masters[0]
         while not self.stopping():
             try:
-                async with connect(stream_url(target), max_size=64 * 2**20, open_timeout=10) as ws:
+                async with connect(
+                    stream_url(target),
+                    max_size=64 * 2**20,
+                    open_timeout=10,
+                    ping_interval=self.config.ping_interval_s,  # notices a master that froze
+                    ping_timeout=self.config.ping_interval_s,
+                ) as ws:
                     await self._session(ws)
                     attempt = 0  # a session that registered resets the backoff
             except ConnectionClosed as e:

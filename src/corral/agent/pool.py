@@ -27,6 +27,9 @@ class FleetSpec:
     instance_type: str = "sim.2xlarge"
     host_group: str = "default"
     heartbeat_backoff_max_s: float = 5.0
+    ping_interval_s: float = 10.0
+    network_interfaces: int = 8
+    addresses_per_interface: int = 30
 
     def config(self, index: int, master_url: str) -> AgentConfig:
         return AgentConfig(
@@ -39,6 +42,9 @@ class FleetSpec:
                 host_group=self.host_group,
             ),
             backoff_max_s=self.heartbeat_backoff_max_s,
+            ping_interval_s=self.ping_interval_s,
+            network_interfaces=self.network_interfaces,
+            addresses_per_interface=self.addresses_per_interface,
         )
 
 

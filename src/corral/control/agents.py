@@ -296,6 +296,12 @@ class AgentHub:
                 self.ledger.apply(
                     task, Ended(task.kill_reason, now, "gone from its host when it reconnected")
                 )
+            elif task.effective_state is TaskState.LAUNCHED:
+                # Placed, but the launch never reached the agent (lost with a connection or a master):
+                # nothing ran, so send it again rather than count the task as lost.
+                if task.state is TaskState.DISCONNECTED:
+                    task = self.ledger.apply(task, Reconnected(now)) or task
+                self.launch_after_commit([task.id])
             else:
                 detail = f"host {session.host_id} reconnected without it"
                 self.ledger.apply(task, Ended(FinishedReason.LOST, now, detail))

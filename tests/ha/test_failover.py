@@ -1,0 +1,216 @@
+"""Several masters on one PostgreSQL: one leads, a standby takes over, fencing stops a paused ex-leader."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from corral.agent.pool import FleetSpec
+from tests.support.cluster import Fleet, MasterProcess, wait_for
+from tests.support.postgres import fresh_database
+from tests.support.specs import batch_job, service_job
+
+pytestmark = pytest.mark.integration
+
+HA_ENV = {"CORRAL_LOST_AFTER_S": "30"}  # agents have time to find the new leader
+
+
+class Pair:
+    def __init__(self, tmp: Path, url: str) -> None:
+        self.a = MasterProcess(tmp / "a", HA_ENV, store_url=url).start()
+        self.b = MasterProcess(tmp / "b", HA_ENV, store_url=url).start(wait=False)
+        wait_for(self.b.answers, 30, what="the standby to answer")
+        self.urls = f"{self.a.url},{self.b.url}"
+
+    def leader(self) -> MasterProcess:
+        return wait_for(lambda: next((m for m in (self.a, self.b) if m.leads()), None), 30, what="a leader")
+
+    def close(self) -> None:
+        for m in (self.a, self.b):
+            if m.proc is not None and m.proc.poll() is None:
+                m.signal(signal.SIGCONT)
+            m.close()
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[Pair]:
+    with fresh_database() as url:
+        p = Pair(tmp_path, url)
+        try:
+            yield p
+        except BaseException:
+            for m in (p.a, p.b):
+                print(f"---- {m.url} ----\n" + m.log()[-15000:])
+            raise
+        finally:
+            p.close()
+
+
+def test_standbys_redirect_and_agents_and_clients_follow_the_leader(pair: Pair) -> None:
+    leader, standby = pair.a, pair.b
+    assert leader.leads() and not standby.leads()
+    ready = standby.http.get("/readyz")
+    assert ready.status_code == 503 and ready.json() == {"status": "standby", "leader": leader.url}
+    status = standby.http.get("/api/v1/status").json()
+    assert status["role"] == "standby" and status["leader_url"] == leader.url
+    redirected = standby.http.post("/api/v1/jobs", json=batch_job(["sleep", "1"]))
+    assert redirected.status_code == 307 and redirected.headers["location"] == f"{leader.url}/api/v1/jobs"
+    with httpx.Client(base_url=standby.url, follow_redirects=True) as client:  # a client that follows
+        assert client.post("/api/v1/jobs", json=batch_job(["sleep", "1"])).status_code == 201
+    fleet = Fleet(f"{standby.url},{leader.url}", FleetSpec(count=2, heartbeat_backoff_max_s=0.5))
+    try:
+        fleet.wait_connected()
+        hosts = leader.http.get("/api/v1/hosts").json()["items"]
+        assert {h["id"] for h in hosts} == {"sim-0000", "sim-0001"}
+    finally:
+        fleet.close()
+
+
+def test_the_leader_killed_during_a_burst_loses_nothing(pair: Pair) -> None:
+    # Room for every task, addresses included (each task takes one on an interface): 4 x 8 x 64.
+    spec = FleetSpec(
+        count=4, cpu=64, memory_mb=1 << 20, heartbeat_backoff_max_s=0.5, addresses_per_interface=64
+    )
+    fleet = Fleet(pair.urls, spec)
+    try:
+        fleet.wait_connected()
+        first = pair.leader()
+        service = first.submit(service_job(5))
+        wait_for(lambda: len(first.tasks(service["id"], ["Started"])) == 5, 30, what="the service up")
+        running = {t["id"] for t in first.tasks(service["id"], ["Started"])}
+
+        acked: dict[int, str] = {}  # submission number -> job id, for every 2xx
+        lock = threading.Lock()
+        counter = iter(range(2000))
+
+        def submit() -> None:
+            with httpx.Client(timeout=10, follow_redirects=True) as http:
+                for n in counter:
+                    spec = batch_job(["sleep", "600"], application="burst")
+                    spec["container"]["resources"].update(
+                        cpu=0.01, memory_mb=16, shm_mb=8, network_mbps=1, disk_mb=10
+                    )
+                    spec["labels"] = {"submission": str(n)}
+                    deadline = time.monotonic() + 30
+                    bases = pair.urls.split(",")
+                    while time.monotonic() < deadline:
+                        base = bases[0]
+                        try:
+                            r = http.post(f"{base}/api/v1/jobs", json=spec)
+                        except httpx.ConnectError:  # refused: certainly not taken, safe to send elsewhere
+                            bases.append(bases.pop(0))
+                            continue
+                        except httpx.TransportError:
+                            break  # cut off mid-request: it may or may not be taken, so never sent again
+                        if r.status_code == 503:  # no leader right now: not taken, safe to send again
+                            time.sleep(0.1)
+                            continue
+                        if r.status_code == 201:
+                            with lock:
+                                acked[n] = r.json()["id"]
+                        break
+
+        threads = [threading.Thread(target=submit) for _ in range(8)]
+        for t in threads:
+            t.start()
+        wait_for(lambda: len(acked) >= 400, 60, interval=0.01, what="a quarter of the burst")
+        first.kill()  # kill -9 the leader mid-burst
+        for t in threads:
+            t.join(120)
+        second = pair.leader()
+        assert second is not first
+        assert len(acked) >= 1000, f"only {len(acked)} submissions were acknowledged"
+
+        jobs: list[dict[str, Any]] = []
+        after = None
+        while True:
+            params: dict[str, Any] = {"application": "burst", "limit": 1000}
+            if after:
+                params["after"] = after
+            page = second.http.get("/api/v1/jobs", params=params).json()
+            jobs.extend(page["items"])
+            after = page["next"]
+            if not after:
+                break
+        per_submission = Counter(j["descriptor"]["labels"]["submission"] for j in jobs)
+        assert max(per_submission.values()) == 1  # nothing duplicated
+        by_id = {j["id"] for j in jobs}
+        assert all(job_id in by_id for job_id in acked.values())  # every acknowledged submission exists
+        # Every job gets exactly one task, and they all start on the agents, which found the new leader.
+        wait_for(
+            lambda: len(second.tasks(states=["Started"])) == len(jobs) + 5, 120, what="every task started"
+        )
+        tasks = [t for t in second.tasks() if t["job_id"] in by_id]
+        assert Counter(t["job_id"] for t in tasks) == Counter({j: 1 for j in by_id})
+        # The service's tasks ran through the failover: the same tasks, still Started.
+        assert {t["id"] for t in second.tasks(service["id"], ["Started"])} == running
+        assert second.http.get("/api/v1/status").json()["hosts"] == {"ready": 4}
+    finally:
+        fleet.close()
+
+
+def test_a_frozen_leader_that_wakes_up_cannot_write(pair: Pair) -> None:
+    fleet = Fleet(pair.urls, FleetSpec(count=2, heartbeat_backoff_max_s=0.5, ping_interval_s=1.0))
+    try:
+        fleet.wait_connected()
+        old = pair.leader()
+        job = old.submit(service_job(3))
+        wait_for(lambda: len(old.tasks(job["id"], ["Started"])) == 3, 30, what="the service up")
+        old.signal(signal.SIGSTOP)
+        new = wait_for(lambda: pair.b if pair.b.leads() else None, 30, what="the standby to take over")
+        wait_for(
+            lambda: new.http.get("/api/v1/status").json().get("hosts") == {"ready": 2},
+            30,
+            what="the agents to follow",
+        )
+        took_over = time.time()
+        old.signal(signal.SIGCONT)  # it wakes up believing it leads, with stale sessions to clean up
+        wait_for(
+            lambda: old.http.get("/api/v1/status").json()["role"] == "standby",
+            30,
+            what="the old leader to step down",
+        )
+        assert "writes refused" in old.log() or "another master holds the lease" in old.log()
+        # Nothing the old leader tried after the takeover reached the store.
+        for task in new.tasks(job["id"]):
+            assert task["state"] == "Started"
+            assert all(e["at"] < took_over or e["state"] != "Disconnected" for e in task["history"])
+        status = old.http.get("/api/v1/status").json()
+        assert status["leader_url"] == new.url
+    finally:
+        fleet.close()
+
+
+def test_a_store_with_a_newer_schema_or_a_bad_row_is_not_led(tmp_path: Path) -> None:
+    import psycopg
+
+    from tests.support.postgres import SERVER
+
+    with fresh_database() as url:
+        m = MasterProcess(tmp_path / "m", store_url=url).start()
+        job = m.submit(batch_job(["sleep", "100"]))
+        m.close()
+        schema = url.rsplit("%3D", 1)[1]
+        with psycopg.connect(f"postgresql://{SERVER}", autocommit=True) as conn:
+            conn.execute(
+                f"UPDATE {schema}.corral_jobs SET body = '{{\"broken\": 1}}' WHERE id = %s", (job["id"],)
+            )
+        broken = MasterProcess(tmp_path / "broken", store_url=url).start(wait=False)
+        assert broken.proc is not None and broken.proc.wait(30) != 0
+        assert f"job {job['id']} cannot be decoded" in broken.log() and "refusing to lead" in broken.log()
+        broken.http.close()
+        with psycopg.connect(f"postgresql://{SERVER}", autocommit=True) as conn:
+            conn.execute(f"UPDATE {schema}.corral_schema_version SET version = version + 1")
+            assert conn.execute(f"SELECT count(*) FROM {schema}.corral_jobs").fetchone() == (1,)
+        newer = MasterProcess(tmp_path / "newer", store_url=url).start(wait=False)
+        assert newer.proc is not None and newer.proc.wait(30) != 0
+        assert "newer than this Corral knows" in newer.log()
+        newer.http.close()
