@@ -173,3 +173,41 @@ def test_a_launch_lost_on_the_way_is_sent_again_not_counted_lost(tmp_path: Path)
         assert len(tasks) == 2 and all(t["reason"] != "lost" for t in tasks)
     finally:
         master.close()
+
+
+def test_an_operator_resolves_a_reconciliation_alert(tmp_path: Path) -> None:
+    master = MasterProcess(tmp_path / "m").start()
+    try:
+        many = [{"task_id": f"orphan-{i}", "state": "Started"} for i in range(9)]
+
+        async def scenario() -> list[dict]:
+            url = master.url.replace("http://", "ws://") + "/api/v1/agents/stream"
+            async with connect(url) as ws:
+                await ws.send(json.dumps(register_message("orphans", many)))
+                assert json.loads(await ws.recv())["type"] == "registered"
+                alerts = await asyncio.to_thread(
+                    lambda: master.http.get("/api/v1/admin/alerts").json()["items"]
+                )
+                assert len(alerts) == 1
+                metrics = await asyncio.to_thread(lambda: master.http.get("/metrics").text)
+                assert "corral_reconciliation_alerts 1.0" in metrics
+                wrong = await asyncio.to_thread(
+                    lambda: master.http.post("/api/v1/admin/alerts/nope/resolve", json={"action": "kill"})
+                )
+                assert (wrong.status_code, wrong.json()["code"]) == (404, "alert_not_found")
+                done = await asyncio.to_thread(
+                    lambda: master.http.post(
+                        f"/api/v1/admin/alerts/{alerts[0]['id']}/resolve", json={"action": "kill"}
+                    )
+                )
+                assert done.status_code == 200
+                return [json.loads(await asyncio.wait_for(ws.recv(), 10))]
+
+        [kill] = asyncio.run(scenario())
+        assert kill["type"] == "kill" and {k["task_id"] for k in kill["tasks"]} == {
+            t["task_id"] for t in many
+        }
+        assert master.http.get("/api/v1/admin/alerts").json()["items"] == []
+        assert "corral_reconciliation_alerts 0.0" in master.http.get("/metrics").text
+    finally:
+        master.close()
