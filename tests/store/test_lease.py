@@ -54,3 +54,19 @@ def test_a_stale_leader_cannot_write(store: SqlStore, database_url: str) -> None
         assert other.get_job("by-b") is not None
     finally:
         other.close()
+
+
+def test_a_leader_that_stops_renewing_can_be_replaced_early(store: SqlStore, database_url: str) -> None:
+    assert store.acquire_lease("a", "http://a", 3.0) == 1
+    other = open_store(database_url)
+    try:
+        assert other.lease().overdue is False  # just renewed
+        time.sleep(1.7)  # more than half the TTL without a renewal: a missed renewal
+        lease = other.lease()
+        assert lease.live and lease.overdue
+        assert other.acquire_lease("b", "http://b", 3.0, take_from=5) is None  # only from the epoch it saw
+        assert other.acquire_lease("b", "http://b", 3.0, take_from=lease.epoch) == 2
+        assert other.acquire_lease("c", "http://c", 3.0, take_from=lease.epoch) is None  # one taker wins
+        assert store.renew_lease("a", 1, 3.0) is False  # and the old leader learns it at its next renewal
+    finally:
+        other.close()

@@ -28,7 +28,7 @@ class MasterConfig:
     master_id: str = ""  # unique per master process (default: host, pid and a random suffix)
     advertise_url: str = ""  # how clients and agents reach this master (default: http://listen address)
     lease_ttl_s: float = 3.0  # a leader that cannot renew its lease for this long is replaced
-    lease_poll_s: float = 0.5  # how often a standby tries for the lease (and a leader renews: ttl / 3)
+    lease_poll_s: float = 0.25  # how often a standby looks at the lease (a leader renews every ttl / 3)
     jobs: JobManagerConfig = field(default_factory=JobManagerConfig)
 
     @property

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 
+import httpx
+
 from corral.control.agents import AgentHub
 from corral.control.bus import EventBus
 from corral.control.clock import Clock, system_clock
@@ -132,22 +134,36 @@ class Master:
             if epoch is None:
                 await asyncio.sleep(self.config.lease_poll_s)
                 continue
+            self._lost.clear()
+            # Renew from the moment the lease is ours: loading a large store must not let it run out.
+            renew = asyncio.get_running_loop().create_task(self._renew(epoch))
             try:
                 term = await self._take_office(epoch)
             except StoreError as e:
+                renew.cancel()
                 self._refuse(e, epoch)
                 return
-            await self._serve(term)
+            await self._serve(term, renew)
             if self.role is Role.FAILED:
                 return
 
     async def _try_acquire(self) -> int | None:
+        ttl = self.config.lease_ttl_s
         try:
-            epoch = await asyncio.to_thread(
-                self.store.acquire_lease, self.id, self.config.url, self.config.lease_ttl_s
-            )
-            if epoch is None:
-                self.leader = await asyncio.to_thread(self.store.lease)
+            epoch = await asyncio.to_thread(self.store.acquire_lease, self.id, self.config.url, ttl)
+            if epoch is not None:
+                return epoch
+            lease = self.leader = await asyncio.to_thread(self.store.lease)
+            if lease.overdue and not await _answers(lease.url):
+                # The leader missed its renewal and does not answer: take over now rather than wait out
+                # its lease. If it was alive after all, fencing refuses its next write and it steps down.
+                epoch = await asyncio.to_thread(
+                    self.store.acquire_lease, self.id, self.config.url, ttl, lease.epoch
+                )
+                if epoch is not None:
+                    log.warning(
+                        "took the lease from %s (epoch %d), which stopped renewing", lease.url, lease.epoch
+                    )
             return epoch
         except Exception as e:  # the database is unreachable: keep trying
             log.warning("cannot reach the store to compete for leadership: %s", e)
@@ -159,7 +175,6 @@ class Master:
         loaded = await asyncio.to_thread(self.store.load_active)  # StoreError: refuse to lead
         groups = await asyncio.to_thread(self.store.load_groups)
         settings = await asyncio.to_thread(self.store.load_settings)
-        self._lost.clear()
         term = Term(
             self.config, self.store, self.clock, epoch, loaded, groups, settings, self._term_failed, started
         )
@@ -179,9 +194,8 @@ class Master:
         )
         return term
 
-    async def _serve(self, term: Term) -> None:
+    async def _serve(self, term: Term, renew: asyncio.Task[None]) -> None:
         """Lead until the lease is lost or a write is refused; then step down to standby."""
-        renew = asyncio.get_running_loop().create_task(self._renew(term))
         try:
             await self._lost.wait()
         finally:
@@ -192,14 +206,14 @@ class Master:
         if self.role is not Role.FAILED:
             self.role = Role.STANDBY
 
-    async def _renew(self, term: Term) -> None:
+    async def _renew(self, epoch: int) -> None:
         interval = self.config.lease_ttl_s / 3
         last_renewed = time.monotonic()
         while True:
             await asyncio.sleep(interval)
             try:
                 renewed = await asyncio.to_thread(
-                    self.store.renew_lease, self.id, term.epoch, self.config.lease_ttl_s
+                    self.store.renew_lease, self.id, epoch, self.config.lease_ttl_s
                 )
             except Exception as e:
                 # Without the store we cannot know we still lead: give up before the lease could run out.
@@ -309,3 +323,13 @@ class Master:
 
     def step(self) -> None:
         self._current().step()
+
+
+async def _answers(url: str) -> bool:
+    """Whether a master answers at ``url`` (a refused or silent connection says it is gone)."""
+    try:
+        async with httpx.AsyncClient(timeout=0.5) as http:
+            await http.get(url.rstrip("/") + "/healthz")
+        return True
+    except httpx.HTTPError:
+        return False

@@ -32,7 +32,10 @@ class ClusterState:
         self.groups: dict[str, CapacityGroup] = {DEFAULT_GROUP: default_group()}
         self.drained: set[str] = set()  # hosts an operator is draining (kept across restarts)
         self.host_images: dict[str, frozenset[str]] = {}
-        self._footprints: dict[str, Placement] = {}  # task -> what it holds on its host
+        self._footprints: dict[str, Placement] = {}
+        self._shapes: dict[
+            str, tuple[Resources, int, bool, str]
+        ] = {}  # job -> request, sg code, ...  # task -> what it holds on its host
         self._usage: dict[str, Resources] = {}  # capacity group -> what its placed tasks hold
 
     # -- jobs -----------------------------------------------------------------------------------
@@ -55,6 +58,7 @@ class ClusterState:
         for task_id in list(self._by_job.pop(job_id, {})):
             self.drop_task(task_id)
         job = self.jobs.pop(job_id, None)
+        self._shapes.pop(job_id, None)
         key = job.descriptor.job_group_key if job else None
         if key is not None and self._group_keys.get(key) == job_id:
             del self._group_keys[key]
@@ -103,20 +107,19 @@ class ClusterState:
         return [self.tasks[t] for t in self._by_host.get(host_id, {})]
 
     def _footprint(self, task: Task) -> Placement | None:
-        job = self.jobs.get(task.job_id)
-        if job is None:
-            return None
-        c = job.descriptor.container
-        exclusive = is_enabled(c.hard_constraints.get(ConstraintName.EXCLUSIVE_HOST, "false"))
+        shape = self._shapes.get(task.job_id)
+        if shape is None:
+            job = self.jobs.get(task.job_id)
+            if job is None:
+                return None
+            # What every task of the job holds, worked out once per job (a master loads 100,000 tasks).
+            c = job.descriptor.container
+            exclusive = is_enabled(c.hard_constraints.get(ConstraintName.EXCLUSIVE_HOST, "false"))
+            sg_code = self.cluster.sg_code(c.security.security_groups)
+            shape = self._shapes[task.job_id] = (c.resources.vector, sg_code, exclusive, c.image.reference)
+        request, sg_code, exclusive, image = shape
         return Placement(
-            job_id=task.job_id,
-            request=c.resources.vector,
-            ports=task.ports,
-            sg_code=self.cluster.sg_code(c.security.security_groups),
-            interface=task.interface,
-            address=task.address,
-            exclusive=exclusive,
-            image=c.image.reference,
+            task.job_id, request, task.ports, sg_code, task.interface, task.address, exclusive, image
         )
 
     def _hold(self, task: Task, host_id: str) -> None:

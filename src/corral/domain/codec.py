@@ -28,8 +28,15 @@ def to_json(value: object) -> bytes:
     return _encoder.encode(value)
 
 
+_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
 def from_json(data: bytes | str, kind: type[T]) -> T:
-    return msgspec.json.decode(data, type=kind)
+    decoder = _decoders.get(kind)
+    if decoder is None:  # one decoder per type: loading 100,000 tasks should not build 100,000 of them
+        decoder = _decoders[kind] = msgspec.json.Decoder(kind)
+    value: T = decoder.decode(data)
+    return value
 
 
 DecodeError = msgspec.ValidationError

@@ -27,11 +27,18 @@ class Lease:
     url: str
     epoch: int
     expires_at: float
+    renewed_at: float
+    ttl_s: float
     now: float  # the database's clock when read
 
     @property
     def live(self) -> bool:
         return bool(self.holder) and self.expires_at > self.now
+
+    @property
+    def overdue(self) -> bool:
+        """The leader missed a renewal (it renews every third of its TTL): it may be gone."""
+        return self.live and self.now - self.renewed_at > 0.5 * self.ttl_s
 
 
 def db_now(engine: Engine) -> Any:
@@ -44,20 +51,27 @@ def db_now(engine: Engine) -> Any:
 def read(engine: Engine) -> Lease:
     t = schema.leader
     with engine.connect() as conn:
-        row = conn.execute(
-            select(t.c.holder, t.c.url, t.c.epoch, t.c.expires_at, db_now(engine)).where(t.c.id == 1)
-        ).one()
-    return Lease(row[0], row[1], int(row[2]), float(row[3]), float(row[4]))
+        columns = (t.c.holder, t.c.url, t.c.epoch, t.c.expires_at, t.c.renewed_at, t.c.ttl_s, db_now(engine))
+        row = conn.execute(select(*columns).where(t.c.id == 1)).one()
+    return Lease(row[0], row[1], int(row[2]), float(row[3]), float(row[4]), float(row[5]), float(row[6]))
 
 
-def acquire(engine: Engine, holder: str, url: str, ttl_s: float) -> int | None:
-    """Take the lease if it has run out (or was released); return the new epoch, or None if someone leads."""
+def acquire(engine: Engine, holder: str, url: str, ttl_s: float, take_from: int | None = None) -> int | None:
+    """Take the lease if it has run out (or was released); return the new epoch, or None if someone leads.
+
+    With ``take_from``, take it from that epoch's leader even though its lease is live — for a leader
+    known to be gone (it missed renewals and does not answer). Fencing makes this safe even if it was not
+    gone: its next write or renewal is refused and it steps down.
+    """
     t = schema.leader
     now = db_now(engine)
+    condition = t.c.expires_at < now if take_from is None else t.c.epoch == take_from
     stmt = (
         update(t)
-        .where(t.c.id == 1, t.c.expires_at < now)
-        .values(holder=holder, url=url, epoch=t.c.epoch + 1, expires_at=now + ttl_s)
+        .where(t.c.id == 1, condition)
+        .values(
+            holder=holder, url=url, epoch=t.c.epoch + 1, expires_at=now + ttl_s, renewed_at=now, ttl_s=ttl_s
+        )
         .returning(t.c.epoch)
     )
     with engine.begin() as conn:
@@ -72,7 +86,7 @@ def renew(engine: Engine, holder: str, epoch: int, ttl_s: float) -> bool:
     stmt = (
         update(t)
         .where(t.c.id == 1, t.c.holder == holder, t.c.epoch == epoch)
-        .values(expires_at=now + ttl_s)
+        .values(expires_at=now + ttl_s, renewed_at=now)
         .returning(t.c.epoch)
     )
     with engine.begin() as conn:

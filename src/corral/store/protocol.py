@@ -89,8 +89,9 @@ class Store(Protocol):
     def lease(self) -> Lease:
         """Who leads, with which epoch, until when (and the database's clock now)."""
 
-    def acquire_lease(self, holder: str, url: str, ttl_s: float) -> int | None:
-        """Become leader if nobody's lease is live: the new epoch, or None."""
+    def acquire_lease(self, holder: str, url: str, ttl_s: float, take_from: int | None = None) -> int | None:
+        """Become leader if nobody's lease is live (or, with ``take_from``, from that epoch's gone leader):
+        the new epoch, or None."""
 
     def renew_lease(self, holder: str, epoch: int, ttl_s: float) -> bool: ...
 

@@ -91,6 +91,8 @@ leader = Table(
     Column("url", String(512), nullable=False),  # where clients and agents reach it
     Column("epoch", Integer, nullable=False),  # +1 at every new leader: writes carry it (fencing)
     Column("expires_at", Float, nullable=False),  # the database's clock, seconds since the epoch
+    Column("renewed_at", Float, nullable=False),  # when the leader last renewed (a missed renewal shows)
+    Column("ttl_s", Float, nullable=False),
 )
 
 CORRAL_TABLES = frozenset(t.name for t in metadata.sorted_tables)
@@ -110,7 +112,9 @@ def _v2(conn: Connection) -> None:
 def _v3(conn: Connection) -> None:
     """The leader lease: one row naming the leader, its epoch and when its lease runs out."""
     leader.create(conn)
-    conn.execute(leader.insert().values(id=1, holder="", url="", epoch=0, expires_at=0.0))
+    conn.execute(
+        leader.insert().values(id=1, holder="", url="", epoch=0, expires_at=0.0, renewed_at=0.0, ttl_s=0.0)
+    )
 
 
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3)

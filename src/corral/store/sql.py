@@ -131,8 +131,8 @@ class SqlStore:
     def lease(self) -> lease.Lease:
         return lease.read(self.engine)
 
-    def acquire_lease(self, holder: str, url: str, ttl_s: float) -> int | None:
-        return lease.acquire(self.engine, holder, url, ttl_s)
+    def acquire_lease(self, holder: str, url: str, ttl_s: float, take_from: int | None = None) -> int | None:
+        return lease.acquire(self.engine, holder, url, ttl_s, take_from)
 
     def renew_lease(self, holder: str, epoch: int, ttl_s: float) -> bool:
         return lease.renew(self.engine, holder, epoch, ttl_s)
