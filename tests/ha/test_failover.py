@@ -214,3 +214,28 @@ def test_a_store_with_a_newer_schema_or_a_bad_row_is_not_led(tmp_path: Path) -> 
         assert newer.proc is not None and newer.proc.wait(30) != 0
         assert "newer than this Corral knows" in newer.log()
         newer.http.close()
+
+
+def test_the_leader_rides_out_lost_database_connections(tmp_path: Path) -> None:
+    import psycopg
+
+    from tests.support.postgres import SERVER
+
+    with fresh_database() as url:
+        m = MasterProcess(tmp_path / "m", HA_ENV, store_url=url).start()
+        try:
+            before = m.submit(batch_job(["sleep", "100"]))
+            with psycopg.connect(f"postgresql://{SERVER}", autocommit=True) as conn:
+                killed = conn.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = 'test' AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                ).fetchone()
+            assert killed is not None and killed[0] >= 1  # the master's pooled connections are gone
+            after = m.submit(batch_job(["sleep", "100"]))  # it reconnects and goes on
+            assert m.leads()
+            assert {j["id"] for j in m.http.get("/api/v1/jobs").json()["items"]} == {
+                before["id"],
+                after["id"],
+            }
+        finally:
+            m.close()
