@@ -1,4 +1,5 @@
-"""``/metrics``: Prometheus text, computed from the master's state at each scrape."""
+"""``/metrics``: Prometheus text — the master's event counters and histograms, and gauges computed from
+the leader's state at each scrape (tasks, jobs, hosts, allocation, the Titus pending buckets, alerts)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,30 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from corral.control.master import Master
+from corral.domain.host import Host
+from corral.domain.states import HostState, TaskState
 
 router = APIRouter(tags=["admin"])
+
+# The Titus dashboard's buckets: tasks waiting for a host longer than 1, 5, 10 and 15 minutes.
+PENDING_BUCKETS_S = (60, 300, 600, 900)
+RESOURCES = (
+    ("cpu", "cpu"),
+    ("memory_mb", "memory"),
+    ("disk_mb", "disk"),
+    ("network_mbps", "network"),
+    ("gpu", "gpu"),
+)
+
+
+def health_of(host: Host) -> str:
+    if host.state is HostState.UNREACHABLE:
+        return "unreachable"
+    if not host.healthy:
+        return "unhealthy"
+    if host.draining or not host.enabled:
+        return "draining"
+    return "healthy"
 
 
 class MasterCollector(Collector):
@@ -26,20 +49,59 @@ class MasterCollector(Collector):
         yield leader
         if not m.ready:
             return
+        state, now = m.state, m.clock()
         alerts = GaugeMetricFamily(
             "corral_reconciliation_alerts",
             "Reconciliation alerts waiting for an operator (nothing was killed)",
         )
         alerts.add_metric([], float(len(m.hub.alerts)))
         yield alerts
-        tasks = GaugeMetricFamily("corral_tasks", "Tasks in memory by state", labels=["state"])
-        for state, count in sorted(Counter(t.state.value for t in m.state.tasks.values()).items()):
-            tasks.add_metric([state], float(count))
+
+        tasks = GaugeMetricFamily("corral_tasks", "Tasks the leader holds, by state", labels=["state"])
+        for value, count in sorted(Counter(t.state.value for t in state.tasks.values()).items()):
+            tasks.add_metric([value], float(count))
         yield tasks
-        hosts = GaugeMetricFamily("corral_hosts", "Hosts by state", labels=["state"])
-        for state, count in sorted(Counter(h.state.value for h in m.state.hosts.values()).items()):
-            hosts.add_metric([state], float(count))
+
+        waiting = GaugeMetricFamily(
+            "corral_tasks_pending_longer_than",
+            "Tasks waiting for a host longer than the threshold (the Titus buckets)",
+            labels=["seconds"],
+        )
+        ages = [now - max(t.created_at, t.ready_at) for t in state.pending_tasks()]
+        for threshold in PENDING_BUCKETS_S:
+            waiting.add_metric([str(threshold)], float(sum(1 for a in ages if a > threshold)))
+        yield waiting
+
+        jobs = GaugeMetricFamily(
+            "corral_jobs", "Jobs the leader holds, by type and state", labels=["type", "state"]
+        )
+        for (kind, value), count in sorted(
+            Counter((j.type.value, j.state.value) for j in state.jobs.values()).items()
+        ):
+            jobs.add_metric([kind, value], float(count))
+        yield jobs
+
+        hosts = GaugeMetricFamily("corral_hosts", "Hosts by health", labels=["health"])
+        for health, count in sorted(Counter(health_of(h) for h in state.hosts.values()).items()):
+            hosts.add_metric([health], float(count))
         yield hosts
+
+        capacity = GaugeMetricFamily(
+            "corral_cluster_capacity", "Resources of reachable hosts", labels=["resource"]
+        )
+        allocated = GaugeMetricFamily(
+            "corral_cluster_allocated", "Resources tasks hold there", labels=["resource"]
+        )
+        reachable = [h for h in state.hosts.values() if h.state is HostState.READY]
+        for field, name in RESOURCES:
+            capacity.add_metric([name], float(sum(getattr(h.resources, field) for h in reachable)))
+            allocated.add_metric([name], float(sum(getattr(state.allocated(h.id), field) for h in reachable)))
+        yield capacity
+        yield allocated
+
+        pending = GaugeMetricFamily("corral_tasks_pending", "Tasks waiting for a host")
+        pending.add_metric([], float(sum(1 for t in state.tasks.values() if t.state is TaskState.ACCEPTED)))
+        yield pending
 
 
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
@@ -47,4 +109,5 @@ async def metrics(request: Request) -> Response:
     master: Master = request.app.state.master
     registry = CollectorRegistry()
     registry.register(MasterCollector(master))
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    body = generate_latest(master.metrics.registry) + generate_latest(registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -57,7 +57,8 @@ def show(ctx: typer.Context, task_id: str) -> None:
         console.print(f"  pending: {task['pending']['message']}")
     for event in task.get("history", []):
         why = " ".join(x for x in (event.get("reason") or "", event.get("detail") or "") if x)
-        console.print(f"  [dim]{ago(event['at'])}[/dim] {event['state']} {why}")
+        where = f" on {event['host']}" if event.get("host") else ""
+        console.print(f"  [dim]{ago(event['at'])}[/dim] {event['state']}{where} {why}")
 
 
 @app.command()

@@ -27,6 +27,8 @@ class MasterConfig:
     sqlite_synchronous: str = "FULL"
     master_id: str = ""  # unique per master process (default: host, pid and a random suffix)
     advertise_url: str = ""  # how clients and agents reach this master (default: http://listen address)
+    canary_interval_s: float = 0.0  # submit a canary job this often (0: no canary)
+    canary_image: str = "corral/busybox:latest"
     lease_ttl_s: float = 3.0  # a leader that cannot renew its lease for this long is replaced
     lease_poll_s: float = 0.25  # how often a standby looks at the lease (a leader renews every ttl / 3)
     jobs: JobManagerConfig = field(default_factory=JobManagerConfig)

@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass, field
 
 from corral.control.bus import EventBus
+from corral.control.metrics import Metrics
 from corral.control.state import ClusterState
 from corral.control.writer import StoreWriter
 from corral.domain.codec import to_builtins
@@ -29,6 +30,7 @@ class Ledger:
     dirty_jobs: dict[str, None] = field(default_factory=dict)
     schedule_needed: bool = True
     finished: dict[str, None] = field(default_factory=dict)  # jobs and tasks that may leave memory
+    metrics: Metrics = field(default_factory=Metrics)
 
     def set_job(self, job: Job) -> None:
         self.state.put_job(job)
@@ -47,6 +49,10 @@ class Ledger:
             self.schedule_needed = True
         if task.is_finished:
             self.finished[task.id] = None
+            if old is not None and not old.is_finished and task.reason is not None:
+                self.metrics.finished.labels(task.reason.value).inc()
+        elif task.started_at is not None and (old is None or old.started_at is None):
+            self.metrics.submit_to_started.observe(max(0.0, task.started_at - task.created_at))
         elif old is None and task.resubmit_of is not None:
             self.finished[task.resubmit_of] = None  # superseded now: it may leave memory
         self.touch(task.job_id)

@@ -70,6 +70,7 @@ class JobManager:
             history=(JobEvent(now, JobState.ACCEPTED, "accepted"),),
         )
         self.ledger.set_job(job)
+        self.ledger.metrics.submitted.labels(job.type.value).inc()
         return job
 
     def kill_job(self, job_id: str) -> Job:

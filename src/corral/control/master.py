@@ -26,6 +26,7 @@ from corral.control.clock import Clock, system_clock
 from corral.control.config import MasterConfig
 from corral.control.ledger import Ledger
 from corral.control.manager import JobManager
+from corral.control.metrics import Metrics
 from corral.control.operations import Operations
 from corral.control.queries import Queries
 from corral.control.scheduling import SchedulerShell
@@ -76,6 +77,7 @@ class Master:
         self.last_load: LoadReport | None = None
         self.leader: Lease | None = None  # the lease as last seen (who leads, when not us)
         self._campaign: asyncio.Task[None] | None = None
+        self.metrics = Metrics()  # kept across terms: counters only go up
         self._lost = asyncio.Event()
 
     store: Store
@@ -176,7 +178,16 @@ class Master:
         groups = await asyncio.to_thread(self.store.load_groups)
         settings = await asyncio.to_thread(self.store.load_settings)
         term = Term(
-            self.config, self.store, self.clock, epoch, loaded, groups, settings, self._term_failed, started
+            self.config,
+            self.store,
+            self.clock,
+            epoch,
+            loaded,
+            groups,
+            settings,
+            self._term_failed,
+            started,
+            self.metrics,
         )
         term.start()
         self.term = term

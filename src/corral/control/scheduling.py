@@ -70,7 +70,10 @@ class SchedulerShell:
         rng = np.random.default_rng([self.seed, self.stats.iterations])
         started = time.perf_counter()
         plan = schedule(snapshot, self.profile, rng)
-        self.stats.last_ms = (time.perf_counter() - started) * 1000
+        elapsed = time.perf_counter() - started
+        self.stats.last_ms = elapsed * 1000
+        metrics = self.ledger.metrics
+        metrics.iteration.observe(elapsed)
         self.stats.iterations += 1
         self.stats.last_tasks = len(tasks)
         placed = []
@@ -79,8 +82,14 @@ class SchedulerShell:
             event = Placed(a.host_id, now, a.ports, a.interface, a.address)
             if chosen is not None and self.ledger.apply(chosen, event) is not None:
                 placed.append(a.task_id)
+                metrics.queue_wait.observe(max(0.0, now - max(chosen.created_at, chosen.ready_at)))
         self.stats.placed += len(placed)
         self.stats.last_placed = len(placed)
+        metrics.placed.inc(len(placed))
+        metrics.iteration_placements.observe(len(placed))
+        for pending in plan.pending:
+            for name, hosts in pending.rejections.items():
+                metrics.rejections.labels(name).inc(hosts)
         self.hub.launch_after_commit(placed)
         self.pending_reasons = {p.task_id: p for p in plan.pending}
         if waits:

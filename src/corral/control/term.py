@@ -16,11 +16,13 @@ from typing import Any
 
 from corral.control.agents import AgentHub
 from corral.control.bus import EventBus
+from corral.control.canary import run_canary
 from corral.control.clock import Clock, IdGenerator
 from corral.control.config import MasterConfig
 from corral.control.ledger import Ledger
 from corral.control.manager import JobManager
 from corral.control.memory import evict_finished
+from corral.control.metrics import Metrics
 from corral.control.operations import Operations, drained_from_settings, profile_from_settings
 from corral.control.queries import Queries
 from corral.control.scheduling import SchedulerShell
@@ -56,6 +58,7 @@ class Term:
         settings: dict[str, str],
         on_fatal: Callable[[BaseException], None],
         started: float,
+        metrics: Metrics,
     ) -> None:
         self.config = config
         self.store = store
@@ -65,7 +68,7 @@ class Term:
         self.state = ClusterState()
         self.bus = EventBus()
         self.writer = StoreWriter(store, on_fatal=on_fatal)
-        self.ledger = Ledger(self.state, self.writer, self.bus)
+        self.ledger = Ledger(self.state, self.writer, self.bus, metrics=metrics)
         self.hub = AgentHub(self.ledger, store, self.writer, clock, config)
         self.jobs = JobManager(self.ledger, self.hub, clock, IdGenerator(clock), config.jobs)
         self.scheduler = SchedulerShell(self.ledger, self.hub, profile_from_settings(settings))
@@ -98,6 +101,16 @@ class Term:
         self._spawn(self._loop())
         self._spawn(self._housekeeping())
         self._spawn(self._prune_loop())
+        if self.config.canary_interval_s > 0:
+            self._spawn(
+                run_canary(
+                    self.jobs,
+                    self.ledger,
+                    self.clock,
+                    self.config.canary_interval_s,
+                    self.config.canary_image,
+                )
+            )
 
     async def stop(self, *, flush: bool) -> None:
         """End the term: stop the loops, drop every agent connection (they will find the next leader),

@@ -15,6 +15,7 @@ class TaskEvent:
     state: TaskState
     reason: FinishedReason | None = None
     detail: str = ""
+    host: str | None = None  # where the task was at the time
 
 
 @dataclass(frozen=True, slots=True)

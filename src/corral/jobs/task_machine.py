@@ -168,7 +168,7 @@ def _enter(
 
 
 def _record(task: Task, state: TaskState, at: float, reason: FinishedReason | None, detail: str) -> Task:
-    history = (*task.history, TaskEvent(at, state, reason, detail))
+    history = (*task.history, TaskEvent(at, state, reason, detail, task.host_id))
     if len(history) > HISTORY_LIMIT:
         history = (history[0], *history[-(HISTORY_LIMIT - 1) :])
     return replace(task, history=history)
