@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import docker
 
 from corral.agent.agent import Agent, AgentConfig
+from corral.agent.metrics import AgentMetrics
 from corral.agent.runtimes.docker import DockerConfig, DockerRuntime
 from corral.domain.host import HostAttributes
 from corral.domain.resources import Resources
@@ -34,7 +35,9 @@ class DockerNode:
         host_id: str,
         docker_config: DockerConfig | None = None,
         resources: Resources | None = None,
+        metrics: AgentMetrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.resources = resources or Resources(4.0, 8192, 100_000, 10_000, 0)
         self.master_url = master_url
         self.host_id = host_id
@@ -61,7 +64,7 @@ class DockerNode:
                 host_status_s=0.3,
                 housekeeping_s=0.5,
             )
-            self.agent = Agent(config, DockerRuntime(self.docker_config))
+            self.agent = Agent(config, DockerRuntime(self.docker_config), metrics=self.metrics)
             self.run = self.loop.create_task(self.agent.run())
 
         self.call(begin())
@@ -175,8 +178,10 @@ class Registry:
 
 
 @contextlib.contextmanager
-def node(master_url: str, host_id: str, **docker_options: Any) -> Iterator[DockerNode]:
-    n = DockerNode(master_url, host_id, DockerConfig(host_id, **docker_options))
+def node(
+    master_url: str, host_id: str, metrics: AgentMetrics | None = None, **docker_options: Any
+) -> Iterator[DockerNode]:
+    n = DockerNode(master_url, host_id, DockerConfig(host_id, **docker_options), metrics=metrics)
     try:
         yield n
     finally:

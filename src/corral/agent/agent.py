@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from corral import __version__
+from corral.agent.metrics import AgentMetrics
 from corral.agent.runtimes.base import LogsUnavailable, Runtime
 from corral.domain import wire
 from corral.domain.host import HostAttributes
@@ -81,7 +82,13 @@ def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random) 
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, runtime: Runtime, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        runtime: Runtime,
+        rng: random.Random | None = None,
+        metrics: AgentMetrics | None = None,
+    ) -> None:
         self.config = config
         self.runtime = runtime
         self.rng = rng or random.Random()
@@ -98,12 +105,20 @@ class Agent:
         self._last_status: tuple[wire.Health | None, tuple[str, ...]] = (None, ())
         self._last_status_at = 0.0
         self.on_launch: Callable[[wire.LaunchSpec], None] | None = None  # benchmarks time launches here
+        self.metrics = metrics
+        self._ordered_at: dict[str, float] = {}  # launch orders not yet Started (measured with metrics)
+        if metrics is not None:
+            metrics.watch(self)
         runtime.bind(self._on_report)
 
     # -- reports from the runtime ---------------------------------------------------------------
 
     def _on_report(self, report: wire.TaskReport) -> None:
         self.table[report.task_id] = report
+        if self.metrics is not None and report.state in (TaskState.STARTED, TaskState.FINISHED):
+            ordered = self._ordered_at.pop(report.task_id, None)
+            if ordered is not None and report.state is TaskState.STARTED:
+                self.metrics.launch.labels(self.config.agent_id).observe(time.monotonic() - ordered)
         if self._ws is not None:
             self._outgoing.append(report)
             self._flush_wake.set()
@@ -261,6 +276,8 @@ class Agent:
                         self.on_launch(spec)
                     if spec.task_id in self.table and self.table[spec.task_id].state is TaskState.FINISHED:
                         continue  # already ran here; the master will hear the outcome
+                    if self.metrics is not None and spec.task_id not in self.table:
+                        self._ordered_at[spec.task_id] = time.monotonic()
                     await self.runtime.launch(spec)
             case wire.Kill():
                 for kill in message.tasks:

@@ -7,6 +7,7 @@ import shutil
 import socket
 
 from corral.agent.agent import Agent, AgentConfig
+from corral.agent.metrics import AgentMetrics
 from corral.agent.runtimes.docker import DockerConfig, DockerRuntime
 from corral.domain.host import HostAttributes
 from corral.domain.resources import Resources
@@ -43,6 +44,7 @@ def docker_agent(
     attributes: HostAttributes | None = None,
     port_range: tuple[int, int] = (30000, 32767),
     docker: DockerConfig | None = None,
+    metrics: AgentMetrics | None = None,
 ) -> Agent:
     host_id = agent_id or socket.gethostname()
     config = AgentConfig(
@@ -54,4 +56,4 @@ def docker_agent(
         host_status_s=5.0,
         housekeeping_s=30.0,
     )
-    return Agent(config, DockerRuntime(docker or DockerConfig(host_id)))
+    return Agent(config, DockerRuntime(docker or DockerConfig(host_id)), metrics=metrics)

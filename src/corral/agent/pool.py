@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from corral.agent.agent import Agent, AgentConfig
+from corral.agent.metrics import AgentMetrics
 from corral.agent.runtimes.base import Runtime
 from corral.agent.runtimes.sim import SimRuntime
 from corral.domain.host import HostAttributes
@@ -55,10 +56,11 @@ class AgentPool:
         spec: FleetSpec,
         runtime_factory: Callable[[], Runtime] = SimRuntime,
         seed: int | None = None,
+        metrics: AgentMetrics | None = None,
     ) -> None:
         rng = random.Random(seed)
         self.agents = [
-            Agent(spec.config(i, master_url), runtime_factory(), random.Random(rng.random()))
+            Agent(spec.config(i, master_url), runtime_factory(), random.Random(rng.random()), metrics)
             for i in range(spec.count)
         ]
         self._runs: list[asyncio.Task[None]] = []

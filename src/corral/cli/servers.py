@@ -15,6 +15,7 @@ import typer
 import uvicorn
 
 from corral.agent.local import docker_agent, local_resources
+from corral.agent.metrics import AgentMetrics
 from corral.agent.pool import AgentPool, FleetSpec
 from corral.agent.runtimes.docker import DockerConfig
 from corral.api.app import create_app
@@ -112,10 +113,12 @@ def agent_pool(
     zones: str,
     log_retention_s: float,
     registry: str,
+    metrics: AgentMetrics | None = None,
 ) -> AgentPool:
     """``count`` agents of ``runtime``: simulated hosts, or this machine's Docker (port ranges split)."""
     if runtime == "sim":
-        return AgentPool(master_url, fleet_spec(count, id_prefix, cpu or 8.0, memory_mb or 32768, zones))
+        spec = fleet_spec(count, id_prefix, cpu or 8.0, memory_mb or 32768, zones)
+        return AgentPool(master_url, spec, metrics=metrics)
     if runtime != "docker":
         console.print(f"[red]error[/red] unknown runtime {runtime!r} (available: {', '.join(RUNTIMES)})")
         raise typer.Exit(2)
@@ -132,6 +135,7 @@ def agent_pool(
                 attributes=HostAttributes(zone=zone_list[i % len(zone_list)], instance_type="docker-host"),
                 port_range=(30000 + i * span, 30000 + (i + 1) * span - 1),
                 docker=DockerConfig(agent_id, log_retention_s=log_retention_s, registry=registry),
+                metrics=metrics,
             )
         )
     return AgentPool.of(agents)
@@ -153,13 +157,25 @@ def agent(
     registry: Annotated[
         str, typer.Option(help="docker: host:port of a registry the health check tries")
     ] = "",
+    metrics_port: Annotated[int, typer.Option(help="serve the agents' /metrics on this port (0: off)")] = 0,
+    metrics_host: Annotated[str, typer.Option(help="address the metrics port listens on")] = "0.0.0.0",
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """Run agents that dial a master and run what it sends them. Docker containers outlive the agent."""
     setup_logging(log_level)
     prefix = id_prefix or ("sim" if runtime == "sim" else socket.gethostname())
+    metrics = _agent_metrics(metrics_host, metrics_port)
     pool = agent_pool(
-        runtime, master_url or default_master(), count, prefix, cpu, memory_mb, zones, log_retention, registry
+        runtime,
+        master_url or default_master(),
+        count,
+        prefix,
+        cpu,
+        memory_mb,
+        zones,
+        log_retention,
+        registry,
+        metrics,
     )
 
     async def run() -> None:
@@ -171,6 +187,19 @@ def agent(
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
+
+
+def _agent_metrics(host: str, port: int) -> AgentMetrics | None:
+    if not port:
+        return None
+    metrics = AgentMetrics()
+    try:
+        metrics.serve(host, port)
+    except OSError as e:
+        console.print(f"[red]cannot serve agent metrics on {host}:{port}:[/red] {e}")
+        raise typer.Exit(3) from e
+    log.info("agent metrics at http://%s:%d/metrics", host, port)
+    return metrics
 
 
 def up(
@@ -185,12 +214,16 @@ def up(
     log_retention: Annotated[
         float, typer.Option(help="docker: keep finished containers (and logs) s")
     ] = 3600.0,
+    agent_metrics_port: Annotated[
+        int, typer.Option(help="serve the agents' /metrics on this port (0: off)")
+    ] = 0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "warning",
 ) -> None:
     """Run a whole local cluster in one process: a master on SQLite and agents (simulated or Docker)."""
     setup_logging(log_level)
     config = master_config(data_dir, host, port, "")
     status = _Exit()
+    metrics = _agent_metrics(host, agent_metrics_port)
 
     async def run() -> None:
         server = _server(config, status, log_level)
@@ -202,7 +235,7 @@ def up(
             return
         url = f"http://{host}:{port}"
         prefix = "sim" if runtime == "sim" else "local"
-        pool = agent_pool(runtime, url, agents, prefix, cpu, memory_mb, zones, log_retention, "")
+        pool = agent_pool(runtime, url, agents, prefix, cpu, memory_mb, zones, log_retention, "", metrics)
         pool.start()
         await pool.wait_connected()
         console.print(

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from corral.domain.wire import Health, LaunchSpec, TaskReport
 
 Reporter = Callable[[TaskReport], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a running task uses now, where the runtime can tell."""
+
+    cpu_seconds: float | None = None  # cpu time since it started
+    memory_bytes: int | None = None  # memory now (page cache included, as the kernel counts it)
 
 
 class LogsUnavailable(Exception):
@@ -46,3 +55,9 @@ class Runtime(Protocol):
 
     async def close(self) -> None:
         """Release the runtime's own resources. Tasks keep running where the runtime allows it."""
+
+    def usage(self) -> dict[str, Usage]:
+        """The tasks running now and what each uses. Called from the metrics thread: reads only."""
+
+    def errors(self) -> dict[str, int]:
+        """Calls to the runtime's engine that failed since start, by call (Docker API errors)."""

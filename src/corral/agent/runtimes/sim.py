@@ -16,7 +16,7 @@ import shlex
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from corral.agent.runtimes.base import LogsUnavailable, Reporter
+from corral.agent.runtimes.base import LogsUnavailable, Reporter, Usage
 from corral.domain.states import FinishedReason, TaskState
 from corral.domain.wire import Health, LaunchSpec, TaskReport
 
@@ -172,3 +172,9 @@ class SimRuntime:
 
     async def close(self) -> None:
         await self.kill_all()  # simulated tasks cannot outlive their runtime
+
+    def usage(self) -> dict[str, Usage]:
+        return {task_id: Usage() for task_id in list(self._tasks)}  # simulated tasks use nothing
+
+    def errors(self) -> dict[str, int]:
+        return {}

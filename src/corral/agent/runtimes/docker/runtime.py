@@ -7,6 +7,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,8 +17,8 @@ from typing import Any, TypeVar
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
-from corral.agent.runtimes.base import LogsUnavailable, Reporter
-from corral.agent.runtimes.docker import housekeeping
+from corral.agent.runtimes.base import LogsUnavailable, Reporter, Usage
+from corral.agent.runtimes.docker import cgroups, housekeeping
 from corral.agent.runtimes.docker.config import LABEL_HOST, LABEL_TASK, DockerConfig
 from corral.agent.runtimes.docker.health import check_health
 from corral.agent.runtimes.docker.outcome import outcome
@@ -75,13 +76,25 @@ class DockerRuntime:
         self._events: Any = None
         self._closing = False
         self._background: set[asyncio.Task[None]] = set()
+        self._errors: Counter[str] = Counter()  # failed Docker calls by call
 
     def bind(self, report: Reporter) -> None:
         self._report = report
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``fn`` on the Docker thread pool; its failures are counted (an absent object is an answer)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.pool, partial(fn, *args, **kwargs))
+        try:
+            return await loop.run_in_executor(self.pool, partial(fn, *args, **kwargs))
+        except NotFound:
+            raise
+        except DockerException:
+            self._errors[getattr(fn, "__name__", "call").lstrip("_")] += 1
+            raise
+        except ImageUnavailable as e:
+            if e.reason is FinishedReason.TRANSIENT_SYSTEM_ERROR:
+                self._errors["pull"] += 1
+            raise
 
     def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
@@ -202,6 +215,7 @@ class DockerRuntime:
             except Exception as e:  # Docker restarted or the stream broke: listen again
                 if self.closing():
                     return
+                self._errors["events"] += 1
                 log.warning("docker events stream ended (%s); reconnecting", e)
                 time.sleep(1.0)
 
@@ -386,6 +400,15 @@ class DockerRuntime:
                 await self._finish(task_id)  # a die event we missed
         await self._call(housekeeping.remove_expired_containers, self.client, self.config)
         await self._call(housekeeping.remove_unused_images, self.client, self.config, self._pulled)
+
+    def usage(self) -> dict[str, Usage]:
+        return {
+            task_id: cgroups.read_usage(running.container_id) or Usage()
+            for task_id, running in list(self._running.items())
+        }
+
+    def errors(self) -> dict[str, int]:
+        return dict(self._errors)
 
     async def close(self) -> None:
         self._closing = True
