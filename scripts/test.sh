@@ -12,6 +12,9 @@ scripts/ensure-docker.sh
 step "PostgreSQL"
 scripts/ensure-postgres.sh
 
+step "Chromium (the console's browser test)"
+scripts/ensure-chromium.sh
+
 step "ruff (lint and format)"
 "$B/ruff" check src tests bench
 "$B/ruff" format --check src tests bench

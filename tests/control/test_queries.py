@@ -86,19 +86,22 @@ def test_job_filters_apply_to_both_sources(queries: Queries, query: JobQuery, ex
     assert [j.id for j in _jobs(queries, query).items] == expected
 
 
+@pytest.mark.parametrize("newest_first", [False, True])
 @pytest.mark.parametrize("limit", [1, 2, 3, 4, 7, 10])
-def test_paging_with_after_and_next_visits_every_job_once_in_order(queries: Queries, limit: int) -> None:
+def test_paging_with_after_and_next_visits_every_job_once_in_order(
+    queries: Queries, limit: int, newest_first: bool
+) -> None:
     seen: list[str] = []
     after: str | None = None
     for _ in range(20):
-        page = _jobs(queries, JobQuery(after_id=after, limit=limit))
+        page = _jobs(queries, JobQuery(after_id=after, limit=limit, newest_first=newest_first))
         assert len(page.items) <= limit
         seen.extend(j.id for j in page.items)
         if page.next_after is None:
             break
         assert page.next_after == page.items[-1].id
         after = page.next_after
-    assert seen == ["j01", "j02", "j03", "j04", "j05", "j06", "j07"]
+    assert seen == sorted(["j01", "j02", "j03", "j04", "j05", "j06", "j07"], reverse=newest_first)
 
 
 def test_tasks_merge_memory_and_history(queries: Queries) -> None:

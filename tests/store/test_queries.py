@@ -74,6 +74,9 @@ def test_get_job_and_task(seeded: SqlStore) -> None:
         (JobQuery(after_id="j03", owner="a@x.io"), ["j05"]),
         (JobQuery(limit=2), ["j01", "j02"]),
         (JobQuery(after_id="j06"), []),
+        (JobQuery(newest_first=True, limit=3), ["j06", "j05", "j04"]),
+        (JobQuery(newest_first=True, after_id="j04"), ["j03", "j02", "j01"]),
+        (JobQuery(newest_first=True, owner="a@x.io"), ["j05", "j02", "j01"]),
     ],
 )
 def test_list_jobs_filters(seeded: SqlStore, query: JobQuery, expected: list[str]) -> None:

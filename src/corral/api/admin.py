@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from corral import __version__
 from corral.api.deps import master_of
 from corral.api.models import PruneModel, ResolveModel
 from corral.control.master import Master
+from corral.control.overview import overview as cluster_overview
 from corral.domain.codec import to_builtins
 
 router = APIRouter(tags=["admin"])
@@ -72,6 +73,15 @@ async def status(request: Request) -> dict[str, Any]:
             "alerts": [to_builtins(a) for a in master.hub.alerts],
         }
     )
+    return out
+
+
+@router.get("/api/v1/overview", summary="The cluster at a glance: fleet, allocation, queue, busiest jobs")
+async def overview(master: MasterDep, top: Annotated[int, Query(ge=0, le=100)] = 10) -> dict[str, Any]:
+    out: dict[str, Any] = to_builtins(cluster_overview(master.state, master.clock(), top))
+    out["leader"] = master.id
+    out["scheduler"] = to_builtins(master.scheduler.stats)
+    out["alerts"] = len(master.hub.alerts)
     return out
 
 

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 
 from corral import __version__
-from corral.api import admin, agent_stream, errors, events, groups, hosts, jobs, metrics, tasks
+from corral.api import admin, agent_stream, console, errors, events, groups, hosts, jobs, metrics, tasks
 from corral.control.config import MasterConfig
 from corral.control.master import Master
 
@@ -55,6 +55,7 @@ def create_app(config: MasterConfig, on_fatal: Callable[[BaseException], None] |
             return RedirectResponse(target, status_code=307)
         return await call_next(request)
 
-    for module in (jobs, tasks, hosts, groups, events, admin, metrics, agent_stream):
+    for module in (jobs, tasks, hosts, groups, events, admin, metrics, agent_stream, console):
         app.include_router(module.router)
+    app.mount("/ui", console.static_files(), name="ui")
     return app

@@ -1,4 +1,5 @@
-"""``/api/v1/events``: Server-Sent Events — a snapshot, a ``snapshot_end`` marker, then live updates.
+"""``/api/v1/events``: Server-Sent Events — a snapshot, a ``snapshot_end`` marker, then live updates
+(``snapshot=false``: the marker at once, then updates; the web console fetches what it shows itself).
 
 The subscription is taken before the snapshot is read, so no change falls between the two; a client
 may see a record twice (once in the snapshot, once as an update) but never miss one.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from sse_starlette.sse import EventSourceResponse
 
 from corral.api.deps import master_of
@@ -26,7 +27,12 @@ def _sse(kind: str, data: Any) -> dict[str, str]:
 
 
 @router.get("/events", summary="Stream job, task and host changes (SSE)")
-async def events(request: Request, master: MasterDep, job: str | None = None) -> EventSourceResponse:
+async def events(
+    request: Request,
+    master: MasterDep,
+    job: str | None = None,
+    snapshot: Annotated[bool, Query(description="begin with every active job and task")] = True,
+) -> EventSourceResponse:
     def wanted(event: BusEvent) -> bool:
         if job is None:
             return True
@@ -37,7 +43,7 @@ async def events(request: Request, master: MasterDep, job: str | None = None) ->
         return event.kind == "overflow"
 
     subscription = master.bus.subscribe(wanted)
-    jobs = [j for j in master.state.jobs.values() if job is None or j.id == job]
+    jobs = [j for j in master.state.jobs.values() if job is None or j.id == job] if snapshot else []
     tasks = [t for j in jobs for t in master.state.tasks_of(j.id)]
 
     async def stream() -> AsyncIterator[dict[str, str]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -35,7 +35,8 @@ async def list_jobs(
     state: Annotated[list[JobState] | None, Query()] = None,
     label: Annotated[list[str] | None, Query(description="key=value; repeat to require several")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    after: str | None = None,
+    after: Annotated[str | None, Query(description="the page after this job id (from `next`)")] = None,
+    order: Annotated[Literal["oldest", "newest"], Query(description="creation order")] = "oldest",
 ) -> dict[str, Any]:
     labels = {}
     for item in label or []:
@@ -52,6 +53,7 @@ async def list_jobs(
         labels=labels,
         after_id=after,
         limit=limit,
+        newest_first=order == "newest",
     )
     page = await master.queries.list_jobs(query)
     return {"items": [job_view(master, j) for j in page.items], "next": page.next_after}

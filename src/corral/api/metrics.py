@@ -12,30 +12,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from corral.control.master import Master
-from corral.domain.host import Host
-from corral.domain.states import HostState, TaskState
+from corral.control.overview import PENDING_BUCKETS_S, allocation, health_of, pending_ages
 
 router = APIRouter(tags=["admin"])
-
-# The Titus dashboard's buckets: tasks waiting for a host longer than 1, 5, 10 and 15 minutes.
-PENDING_BUCKETS_S = (60, 300, 600, 900)
-RESOURCES = (
-    ("cpu", "cpu"),
-    ("memory_mb", "memory"),
-    ("disk_mb", "disk"),
-    ("network_mbps", "network"),
-    ("gpu", "gpu"),
-)
-
-
-def health_of(host: Host) -> str:
-    if host.state is HostState.UNREACHABLE:
-        return "unreachable"
-    if not host.healthy:
-        return "unhealthy"
-    if host.draining or not host.enabled:
-        return "draining"
-    return "healthy"
 
 
 class MasterCollector(Collector):
@@ -67,7 +46,7 @@ class MasterCollector(Collector):
             "Tasks waiting for a host longer than the threshold (the Titus buckets)",
             labels=["seconds"],
         )
-        ages = [now - max(t.created_at, t.ready_at) for t in state.pending_tasks()]
+        ages, _later = pending_ages(state, now)
         for threshold in PENDING_BUCKETS_S:
             waiting.add_metric([str(threshold)], float(sum(1 for a in ages if a > threshold)))
         yield waiting
@@ -92,15 +71,14 @@ class MasterCollector(Collector):
         allocated = GaugeMetricFamily(
             "corral_cluster_allocated", "Resources tasks hold there", labels=["resource"]
         )
-        reachable = [h for h in state.hosts.values() if h.state is HostState.READY]
-        for field, name in RESOURCES:
-            capacity.add_metric([name], float(sum(getattr(h.resources, field) for h in reachable)))
-            allocated.add_metric([name], float(sum(getattr(state.allocated(h.id), field) for h in reachable)))
+        for name, figures in allocation(state).items():
+            capacity.add_metric([name], figures.capacity)
+            allocated.add_metric([name], figures.allocated)
         yield capacity
         yield allocated
 
-        pending = GaugeMetricFamily("corral_tasks_pending", "Tasks waiting for a host")
-        pending.add_metric([], float(sum(1 for t in state.tasks.values() if t.state is TaskState.ACCEPTED)))
+        pending = GaugeMetricFamily("corral_tasks_pending", "Tasks waiting for a host (or their retry delay)")
+        pending.add_metric([], float(state.pending_count))
         yield pending
 
 

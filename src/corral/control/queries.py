@@ -50,7 +50,7 @@ class Queries:
         if not query.states or JobState.FINISHED in query.states:
             history = replace(query, states=frozenset({JobState.FINISHED}))
             stored = await asyncio.to_thread(self.store.list_jobs, history)
-        return _merge(in_memory, stored, query.limit)
+        return _merge(in_memory, stored, query.limit, query.newest_first)
 
     async def list_tasks(self, query: TaskQuery) -> Page[Task]:
         in_memory = [t for t in self._task_candidates(query) if _task_matches(t, query)]
@@ -69,7 +69,7 @@ class Queries:
 def _job_matches(job: Job, q: JobQuery) -> bool:
     d = job.descriptor
     return (
-        (q.after_id is None or job.id > q.after_id)
+        (q.after_id is None or (job.id < q.after_id if q.newest_first else job.id > q.after_id))
         and (q.owner is None or d.owner.team_email == q.owner)
         and (q.application is None or d.application == q.application)
         and (q.capacity_group is None or d.capacity_group == q.capacity_group)
@@ -88,9 +88,9 @@ def _task_matches(task: Task, q: TaskQuery) -> bool:
     )
 
 
-def _merge(memory: list[T], stored: list[T], limit: int) -> Page[T]:
+def _merge(memory: list[T], stored: list[T], limit: int, newest_first: bool = False) -> Page[T]:
     by_id = {item.id: item for item in stored}
     by_id.update((item.id, item) for item in memory)
-    items = [by_id[k] for k in sorted(by_id)][:limit]
+    items = [by_id[k] for k in sorted(by_id, reverse=newest_first)][:limit]
     more = len(by_id) > limit or len(stored) >= limit
     return Page(items, items[-1].id if more and items else None)

@@ -40,8 +40,9 @@ class JobQuery:
     job_type: JobType | None = None
     states: frozenset[JobState] = frozenset()
     labels: dict[str, str] = field(default_factory=dict)
-    after_id: str | None = None  # paging: ids sort by creation time
+    after_id: str | None = None  # paging: ids sort by creation time; the page starts past this id
     limit: int = 100
+    newest_first: bool = False  # descending ids (then after_id pages towards older jobs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -168,9 +168,15 @@ class SqlStore:
         for key, value in query.labels.items():
             lbl = schema.job_labels
             stmt = stmt.where(t.c.id.in_(select(lbl.c.job_id).where(lbl.c.key == key, lbl.c.value == value)))
-        if query.after_id is not None:
-            stmt = stmt.where(t.c.id > query.after_id)
-        return _decode(self._fetch(stmt.order_by(t.c.id).limit(query.limit)), Job, "job")
+        if query.newest_first:
+            if query.after_id is not None:
+                stmt = stmt.where(t.c.id < query.after_id)
+            stmt = stmt.order_by(t.c.id.desc())
+        else:
+            if query.after_id is not None:
+                stmt = stmt.where(t.c.id > query.after_id)
+            stmt = stmt.order_by(t.c.id)
+        return _decode(self._fetch(stmt.limit(query.limit)), Job, "job")
 
     def get_task(self, task_id: str) -> Task | None:
         t = schema.tasks
