@@ -90,7 +90,7 @@ async function get(path) {
     let detail = `${response.status} ${response.statusText}`;
     try {
       const body = await response.json();
-      if (body.error) detail = `${body.error.code}: ${body.error.message}`;
+      if (body.code) detail = `${body.code}: ${body.message}`; // the API's error shape
     } catch (_) {
       /* not JSON */
     }
