@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from corral import __version__
-from corral.cli import admin, groups, hosts, jobs, servers, tasks
+from corral.cli import admin, groups, hosts, jobs, servers, tasks, top
 from corral.cli.client import default_master
 from corral.cli.context import Settings, api_errors, settings
 from corral.cli.output import console, emit_json
@@ -27,6 +27,7 @@ app.command()(servers.master)
 app.command()(servers.agent)
 app.command()(servers.up)
 app.command()(tasks.why)
+app.command()(top.top)
 app.add_typer(admin.app, name="admin")
 
 
