@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 DATA=${CORRAL_DATA_DIR:-.corral}
 PORT=${CORRAL_PORT:-8080}
+AGENT_METRICS_PORT=${CORRAL_AGENT_METRICS_PORT:-9101}
 URL="http://127.0.0.1:$PORT"
 export CORRAL_MASTER=$URL
 export COLUMNS=${COLUMNS:-160}
@@ -28,7 +29,7 @@ else
   fi
   say "starting corral: a master on SQLite ($DATA/corral.db) and a $RUNTIME agent, logging to $DATA/up.log"
   nohup "$C" up --runtime "$RUNTIME" --agents 1 --data-dir "$DATA" --port "$PORT" --log-level info \
-    >"$DATA/up.log" 2>&1 &
+    --agent-metrics-port "$AGENT_METRICS_PORT" >"$DATA/up.log" 2>&1 &
   echo $! >"$PIDFILE"
   for _ in $(seq 150); do ready && break; sleep 0.2; done
   if ! ready; then
@@ -63,6 +64,8 @@ say "the batch job"
 
 say "hosts"
 "$C" host ls
+say "corral top --once (run \`corral top\` for the live view)"
+"$C" top --once --hosts 3 --jobs 5
 if [ "$RUNTIME" = docker ]; then
   say "docker ps (the containers Corral runs)"
   docker ps --filter label=corral.host=local --format 'table {{.Names}}\t{{.Status}}\t{{.Ports}}'
@@ -77,8 +80,12 @@ fi
 
 cat <<EOT
 
-Corral is running at $URL (pid $(cat "$PIDFILE"), log $DATA/up.log). Go on with:
+Corral is running at $URL (pid $(cat "$PIDFILE"), log $DATA/up.log).
+  web console:    $URL/
+  metrics:        $URL/metrics (master), http://127.0.0.1:$AGENT_METRICS_PORT/metrics (agent)
+Go on with:
   source $VENV/bin/activate && export CORRAL_MASTER=$URL
+  corral top                          # the fleet, the queue and the busiest jobs, live
   corral job ls --all                 # every job, finished ones too
   corral task ls --job <JOB>          # a job's tasks
   corral task show <TASK>             # a task's history and why it ended

@@ -19,7 +19,9 @@ APPLICATION = "corral_canary"
 
 
 def canary_job(image: str) -> JobDescriptor:
-    name, _, tag = image.partition(":")
+    name, colon, tag = image.rpartition(":")
+    if not colon or "/" in tag:  # no tag, or the colon was a registry's port (host:5000/name)
+        name, tag = image, ""
     return JobDescriptor(
         owner=Owner("corral-canary@localhost.localdomain"),
         application=APPLICATION,

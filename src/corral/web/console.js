@@ -436,7 +436,7 @@ views.groups = (root) => {
         RESOURCES.slice(0, 2).map(([field, name, format]) => {
           const used = g.usage[field];
           const guarantee = g.guarantee[field];
-          const limit = g.limit ? g.limit[field] : null;
+          const limit = g.limit && g.limit[field] > 0 ? g.limit[field] : null; // 0: not limited
           // against the limit where there is one, else against the whole cluster
           const scale = Math.max(limit ?? cluster[name].capacity, guarantee, used) || 1;
           const label = `${format(used)} used · ${format(guarantee)} guaranteed · ${limit !== null ? `${format(limit)} limit` : `${format(cluster[name].capacity)} in the cluster`}`;
