@@ -16,11 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.cluster import Fleet, MasterProcess, wait_for
+from tests.support.cluster import Fleet, MasterProcess, async_client, wait_for
 
 from corral.agent.pool import FleetSpec
 
@@ -39,7 +37,7 @@ def job_spec(size: int, index: int) -> dict:
 
 
 async def submit_all(url: str, jobs: int, size: int) -> None:
-    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+    async with async_client(base_url=url, timeout=120) as http:
         sem = asyncio.Semaphore(16)
 
         async def one(i: int) -> None:

@@ -28,7 +28,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.cluster import Fleet, MasterProcess, wait_for
+from tests.support.cluster import Fleet, MasterProcess, client, wait_for
 from tests.support.postgres import fresh_database
 
 from corral.agent.pool import FleetSpec
@@ -81,7 +81,7 @@ def probe(standby: MasterProcess, killed_at: float) -> dict[str, float]:
     spec = job(1, 999_999)
     spec["batch"], spec["application"] = {"size": 1}, "probe"
     del spec["service"]
-    with httpx.Client(timeout=30) as http:
+    with client(timeout=30) as http:
         while True:  # 503 until it leads: not taken, so safe to send again
             r = http.post(f"{standby.url}/api/v1/jobs", json=spec)
             if r.status_code == 201:

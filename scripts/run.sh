@@ -10,6 +10,7 @@ PORT=${CORRAL_PORT:-8080}
 AGENT_METRICS_PORT=${CORRAL_AGENT_METRICS_PORT:-9101}
 URL="http://127.0.0.1:$PORT"
 export CORRAL_MASTER=$URL
+export CORRAL_TOKEN_FILE=${CORRAL_TOKEN_FILE:-$DATA/admin.token}  # written by `corral up` (an admin token)
 export COLUMNS=${COLUMNS:-160}
 C="$VENV/bin/corral"
 PY="$VENV/bin/python"

@@ -59,3 +59,42 @@ def test_exit_codes_oom_and_docker_errors() -> None:
     assert (reason, code) == (FinishedReason.FAILED, 137) and "OOM" in detail and "64 MB" in detail
     reason, detail, _ = outcome({"ExitCode": 128, "Error": "oci runtime error"}, None)
     assert reason is FinishedReason.LOCAL_SYSTEM_ERROR and "oci runtime error" in detail
+
+
+def test_every_container_is_isolated() -> None:
+    kwargs = create_kwargs(spec(), DockerConfig("h"))
+    assert kwargs["privileged"] is False
+    assert kwargs["network_mode"] == "bridge"
+    assert kwargs["ipc_mode"] == "private"
+    assert not kwargs.get("pid_mode") and not kwargs.get("userns_mode")  # private PID namespace, remapped
+    assert kwargs["cap_drop"] == ["ALL"] and kwargs["cap_add"] == ["NET_BIND_SERVICE"]
+    assert kwargs["security_opt"] == ["no-new-privileges:true"]  # and no seccomp=unconfined
+    assert kwargs["init"] is True
+    assert kwargs["pids_limit"] == 4096 and kwargs["mem_limit"] == "256m"
+    assert "read_only" not in kwargs and "tmpfs" not in kwargs
+    assert not {"devices", "volumes", "sysctls"} & kwargs.keys()  # nothing of the host's is handed in
+
+
+def test_no_option_reopens_the_host() -> None:
+    kwargs = create_kwargs(spec(read_only_root=True), DockerConfig("h"))
+    for key in ("network_mode", "pid_mode", "ipc_mode", "uts_mode", "userns_mode", "cgroupns"):
+        assert kwargs.get(key) != "host"
+    assert not any("unconfined" in option for option in kwargs["security_opt"])
+
+
+def test_a_read_only_root_keeps_a_small_writable_tmp() -> None:
+    kwargs = create_kwargs(spec(read_only_root=True), DockerConfig("h"))
+    assert kwargs["read_only"] is True
+    assert kwargs["tmpfs"] == {"/tmp": "rw,nosuid,nodev,size=64m,mode=1777"}
+    tiny = Container(Image("x"), resources=ContainerResources(memory_mb=16), read_only_root=True)
+    small = create_kwargs(LaunchSpec("t", "j", 0, tiny), DockerConfig("h"))
+    assert small["tmpfs"]["/tmp"].count("size=16m") == 1  # never more than the task's memory
+
+
+def test_pids_limit_is_always_set() -> None:
+    for bad in (0, -1):
+        try:
+            DockerConfig("h", pids_limit=bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"pids_limit={bad} (no limit) was accepted")

@@ -7,12 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from httpx_sse import connect_sse
 
 from corral.agent.pool import FleetSpec
-from tests.support.cluster import Fleet, MasterProcess, wait_for
+from tests.support.cluster import Fleet, MasterProcess, client, wait_for
 from tests.support.specs import batch_job, service_job, with_changes
 
 pytestmark = pytest.mark.integration
@@ -209,7 +208,7 @@ def test_event_stream_sends_snapshot_marker_then_updates(master: MasterProcess) 
 
     def listen() -> None:
         with (
-            httpx.Client(base_url=master.url, timeout=30) as http,
+            client(base_url=master.url, timeout=30) as http,
             connect_sse(http, "GET", "/api/v1/events", params={"job": job["id"]}) as source,
         ):
             for sse in source.iter_sse():

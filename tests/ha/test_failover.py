@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from corral.agent.pool import FleetSpec
-from tests.support.cluster import Fleet, MasterProcess, wait_for
+from tests.support.cluster import Fleet, MasterProcess, client, wait_for
 from tests.support.postgres import fresh_database
 from tests.support.specs import batch_job, service_job
 
@@ -63,8 +63,8 @@ def test_standbys_redirect_and_agents_and_clients_follow_the_leader(pair: Pair) 
     assert status["role"] == "standby" and status["leader_url"] == leader.url
     redirected = standby.http.post("/api/v1/jobs", json=batch_job(["sleep", "1"]))
     assert redirected.status_code == 307 and redirected.headers["location"] == f"{leader.url}/api/v1/jobs"
-    with httpx.Client(base_url=standby.url, follow_redirects=True) as client:  # a client that follows
-        assert client.post("/api/v1/jobs", json=batch_job(["sleep", "1"])).status_code == 201
+    with client(base_url=standby.url, follow_redirects=True) as follower:  # a client that follows
+        assert follower.post("/api/v1/jobs", json=batch_job(["sleep", "1"])).status_code == 201
     fleet = Fleet(f"{standby.url},{leader.url}", FleetSpec(count=2, heartbeat_backoff_max_s=0.5))
     try:
         fleet.wait_connected()
@@ -92,7 +92,7 @@ def test_the_leader_killed_during_a_burst_loses_nothing(pair: Pair) -> None:
         counter = iter(range(2000))
 
         def submit() -> None:
-            with httpx.Client(timeout=10, follow_redirects=True) as http:
+            with client(timeout=10, follow_redirects=True) as http:
                 for n in counter:
                     spec = batch_job(["sleep", "600"], application="burst")
                     spec["container"]["resources"].update(

@@ -12,8 +12,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.support.cluster import MasterProcess, cluster, wait_for
+from tests.support.cluster import AGENT_TOKEN, MasterProcess, cluster, wait_for
 from tests.support.specs import batch_job, service_job
+
+AGENT = {"Authorization": f"Bearer {AGENT_TOKEN}"}
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +36,9 @@ async def register_and_listen(
 ) -> list[dict]:
     """Register as an agent reporting ``tasks`` and return every message the master sends for a while."""
     received: list[dict] = []
-    async with connect(url.replace("http://", "ws://") + "/api/v1/agents/stream") as ws:
+    async with connect(
+        url.replace("http://", "ws://") + "/api/v1/agents/stream", additional_headers=AGENT
+    ) as ws:
         await ws.send(json.dumps(register_message(agent_id, tasks)))
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
@@ -107,7 +111,7 @@ def test_launches_and_kills_travel_as_batches(tmp_path: Path) -> None:
 
         async def scenario() -> list[dict]:
             url = master.url.replace("http://", "ws://") + "/api/v1/agents/stream"
-            async with connect(url) as ws:
+            async with connect(url, additional_headers=AGENT) as ws:
                 await ws.send(json.dumps(register_message("batcher", [])))
                 assert json.loads(await ws.recv())["type"] == "registered"
                 job = await asyncio.to_thread(master.submit, batch_job(["sleep", "100"], size=6))
@@ -133,7 +137,7 @@ def test_a_registration_with_impossible_resources_is_refused(tmp_path: Path) -> 
 
         async def scenario() -> tuple[int | None, str]:
             url = master.url.replace("http://", "ws://") + "/api/v1/agents/stream"
-            async with connect(url) as ws:
+            async with connect(url, additional_headers=AGENT) as ws:
                 bad = register_message("liar", [])
                 bad["resources"]["cpu"] = -8
                 await ws.send(json.dumps(bad))
@@ -155,13 +159,13 @@ def test_a_launch_lost_on_the_way_is_sent_again_not_counted_lost(tmp_path: Path)
 
         async def scenario() -> tuple[list[str], list[str]]:
             url = master.url.replace("http://", "ws://") + "/api/v1/agents/stream"
-            async with connect(url) as ws:
+            async with connect(url, additional_headers=AGENT) as ws:
                 await ws.send(json.dumps(register_message("flaky", [])))
                 assert json.loads(await ws.recv())["type"] == "registered"
                 await asyncio.to_thread(master.submit, batch_job(["sleep", "100"], size=2))
                 first = json.loads(await asyncio.wait_for(ws.recv(), 10))
             # The connection dropped before the agent started anything: it comes back knowing nothing.
-            async with connect(url) as ws:
+            async with connect(url, additional_headers=AGENT) as ws:
                 await ws.send(json.dumps(register_message("flaky", [])))
                 assert json.loads(await ws.recv())["type"] == "registered"
                 again = json.loads(await asyncio.wait_for(ws.recv(), 10))
@@ -182,7 +186,7 @@ def test_an_operator_resolves_a_reconciliation_alert(tmp_path: Path) -> None:
 
         async def scenario() -> list[dict]:
             url = master.url.replace("http://", "ws://") + "/api/v1/agents/stream"
-            async with connect(url) as ws:
+            async with connect(url, additional_headers=AGENT) as ws:
                 await ws.send(json.dumps(register_message("orphans", many)))
                 assert json.loads(await ws.recv())["type"] == "registered"
                 alerts = await asyncio.to_thread(

@@ -89,6 +89,7 @@ class Sim:
                     attempt=action.attempt,
                     system_attempt=action.system_attempt,
                     resubmit_of=action.replaces,
+                    job_failure_streak=action.job_failure_streak,
                 )
                 self.tasks[task.id] = task
                 self.observe(task)

@@ -12,7 +12,8 @@ from tests.domain.factories import batch_job, finished, task
 
 R = FinishedReason
 S = TaskState
-CFG = JobManagerConfig(system_retry_initial_s=2.0, system_retry_max_s=60.0)
+# The per-task policies on their own: the job-wide crash-loop backoff is tested in test_crash_loop.py.
+CFG = JobManagerConfig(crash_loop_after=0, system_retry_initial_s=2.0, system_retry_max_s=60.0)
 RETRY_2 = RetryPolicy(RetryKind.IMMEDIATE, retries=2)
 
 

@@ -37,6 +37,9 @@ CFG = JobManagerConfig(
     system_retry_initial_s=1.0,
     system_retry_max_s=20.0,
     service_stable_after_s=15.0,
+    crash_loop_initial_s=1.0,  # the crash-loop backoff stays on, short enough for a settle round to pass it
+    crash_loop_max_s=20.0,
+    max_unstarted_tasks_per_job=10,  # low enough to bite, high enough for the settle rounds to converge
 )
 PROPERTY = settings(max_examples=150, deadline=None)
 

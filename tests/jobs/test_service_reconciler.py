@@ -11,7 +11,10 @@ from tests.domain.factories import finished, service_job, task
 
 R = FinishedReason
 S = TaskState
-CFG = JobManagerConfig(system_retry_initial_s=2.0, system_retry_max_s=60.0, service_stable_after_s=60.0)
+# The per-task policies on their own: the job-wide crash-loop backoff is tested in test_crash_loop.py.
+CFG = JobManagerConfig(
+    crash_loop_after=0, system_retry_initial_s=2.0, system_retry_max_s=60.0, service_stable_after_s=60.0
+)
 BACKOFF = RetryPolicy(RetryKind.EXPONENTIAL, initial_delay_ms=1000, max_delay_ms=8000)
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from corral.domain.auth import Role, Team, Token
 from corral.domain.capacity import CapacityGroup, Tier
 from corral.domain.resources import Resources
 from corral.domain.states import JobState, TaskState
@@ -13,6 +14,8 @@ from corral.store import JobQuery, SqlStore, StoreError, WriteBatch, open_store
 from corral.store import backup as backups
 from tests.store.factories import make_job, make_task
 from tests.support.postgres import fresh_database
+
+COUNTS = {"job": 2, "task": 3, "group": 1, "setting": 1, "team": 1, "token": 1}
 
 
 def fill(store: SqlStore) -> None:
@@ -31,6 +34,8 @@ def fill(store: SqlStore) -> None:
     )
     store.put_group(CapacityGroup("render", Tier.CRITICAL, Resources(8, 1024)))
     store.put_setting("scheduler.mode.flex", "spread")
+    store.put_team(Team("payments", emails=("@payments.example.com",), max_active_jobs=4))
+    store.put_token(Token("tok-1", "alice", "payments", Role.USER, "cd" * 32, 10.0, revoked_at=20.0))
 
 
 @pytest.mark.parametrize("gzipped", [False, True])
@@ -38,7 +43,7 @@ def test_backup_then_restore_gives_identical_records(store: SqlStore, tmp_path: 
     fill(store)
     path = tmp_path / ("b.jsonl.gz" if gzipped else "b.jsonl")
     counts = backups.backup(store, path)
-    assert counts == {"job": 2, "task": 3, "group": 1, "setting": 1}
+    assert counts == COUNTS
     for target in (f"sqlite:///{tmp_path / 'restored.db'}", "postgresql"):
         if target == "postgresql":
             with fresh_database() as url:
@@ -50,12 +55,14 @@ def test_backup_then_restore_gives_identical_records(store: SqlStore, tmp_path: 
 def _restore_and_compare(source: SqlStore, path: Path, url: str) -> None:
     restored = open_store(url)
     try:
-        assert backups.restore(restored, path) == {"job": 2, "task": 3, "group": 1, "setting": 1}
+        assert backups.restore(restored, path) == COUNTS
         assert backups.records_equal(backups.snapshot(source), backups.snapshot(restored))
         assert restored.get_job("a") == source.get_job("a")
         assert [j.id for j in restored.list_jobs(JobQuery(labels={"team": "x"}))] == ["a"]
         assert [g.name for g in restored.load_groups()] == ["render"]
         assert restored.load_settings() == {"scheduler.mode.flex": "spread"}
+        assert restored.load_teams() == source.load_teams()
+        assert restored.load_tokens() == source.load_tokens()  # revoked stays revoked
     finally:
         restored.close()
 

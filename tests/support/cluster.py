@@ -9,11 +9,13 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +27,34 @@ from corral.domain.states import FinishedReason
 T = TypeVar("T")
 
 # Short timeouts so failure handling shows up in seconds, not minutes.
+# Every test master seeds these credentials (CORRAL_BOOTSTRAP_*); tests/conftest.py exports them as
+# CORRAL_TOKEN and CORRAL_AGENT_TOKEN, so the CLI and agents started by tests use them too.
+ADMIN_TOKEN = "crl_test-admin-0123456789abcdef"
+AGENT_TOKEN = "crl_test-agent-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def _sign(request: httpx.Request) -> None:
+    request.headers.setdefault("Authorization", AUTH["Authorization"])
+
+
+def client(**kwargs: Any) -> httpx.Client:
+    """An httpx client that presents the admin token on every request, redirected ones included
+    (httpx drops Authorization when a redirect changes origin, as a standby's redirect to the leader does)."""
+    return httpx.Client(event_hooks={"request": [_sign]}, **kwargs)
+
+
+async def _asign(request: httpx.Request) -> None:
+    _sign(request)
+
+
+def async_client(**kwargs: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(event_hooks={"request": [_asign]}, **kwargs)
+
+
 FAST_ENV = {
+    "CORRAL_BOOTSTRAP_TOKEN": ADMIN_TOKEN,
+    "CORRAL_BOOTSTRAP_AGENT_TOKEN": AGENT_TOKEN,
     "CORRAL_LEASE_TTL_S": "2.0",
     "CORRAL_LEASE_POLL_S": "0.2",
     "CORRAL_HEARTBEAT_INTERVAL_S": "0.3",
@@ -34,6 +63,8 @@ FAST_ENV = {
     "CORRAL_LAUNCHED_TIMEOUT_S": "10",
     "CORRAL_SYSTEM_RETRY_INITIAL_S": "0.2",
     "CORRAL_SYSTEM_RETRY_MAX_S": "1.0",
+    "CORRAL_CRASH_LOOP_INITIAL_S": "0.2",
+    "CORRAL_CRASH_LOOP_MAX_S": "1.0",
     "CORRAL_SERVICE_STABLE_AFTER_S": "1.0",
     "CORRAL_SQLITE_SYNCHRONOUS": "NORMAL",
 }
@@ -60,16 +91,28 @@ def wait_for(predicate: Callable[[], T], timeout: float = 20.0, interval: float 
 
 class MasterProcess:
     def __init__(
-        self, data_dir: Path, env: dict[str, str] | None = None, port: int | None = None, store_url: str = ""
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        store_url: str = "",
+        host: str = "127.0.0.1",  # the address it listens on ("0.0.0.0": every one)
     ) -> None:
         self.data_dir = data_dir
         self.store_url = store_url
+        self.host = host
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **FAST_ENV, **(env or {})}
+        cert = self.env.get("CORRAL_TLS_CERT_FILE", "")  # a TLS master: https, trusting its certificate
+        self.url = f"{'https' if cert else 'http'}://127.0.0.1:{self.port}"
         self.log_path = data_dir / "master.log"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.http = httpx.Client(base_url=self.url, timeout=30)
+        self.http = httpx.Client(
+            base_url=self.url,
+            timeout=30,
+            headers=AUTH,
+            verify=ssl.create_default_context(cafile=cert) if cert else True,
+        )
 
     def start(self, wait: bool = True) -> MasterProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -83,6 +126,8 @@ class MasterProcess:
             str(self.data_dir),
             "--port",
             str(self.port),
+            "--host",
+            self.host,
         ]
         if self.store_url:
             cmd += ["--store-url", self.store_url]
@@ -193,6 +238,7 @@ class Fleet:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="fleet")
         self.thread.start()
+        spec = spec if spec.token else replace(spec, token=AGENT_TOKEN)
         self.pool: AgentPool = self.call(self._make(master_url, spec))
 
     @staticmethod

@@ -20,7 +20,7 @@ from corral.agent.metrics import AgentMetrics
 from corral.agent.runtimes.docker import DockerConfig, DockerRuntime
 from corral.domain.host import HostAttributes
 from corral.domain.resources import Resources
-from tests.support.cluster import free_port, wait_for
+from tests.support.cluster import AGENT_TOKEN, free_port, wait_for
 
 T = TypeVar("T")
 IMAGE = "corral/busybox:latest"
@@ -63,6 +63,7 @@ class DockerNode:
                 backoff_max_s=0.5,
                 host_status_s=0.3,
                 housekeeping_s=0.5,
+                token=AGENT_TOKEN,
             )
             self.agent = Agent(config, DockerRuntime(self.docker_config), metrics=self.metrics)
             self.run = self.loop.create_task(self.agent.run())

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from typing import Any
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from corral import __version__
 from corral.agent.metrics import AgentMetrics
@@ -49,6 +50,8 @@ class AgentConfig:
     host_status_every_s: float = 60.0  # ... and sent regardless this often
     housekeeping_s: float = 60.0
     ping_interval_s: float = 10.0  # WebSocket pings: a master silent this long (twice) is given up
+    token: str = ""  # the agent's credential (an agent-role token), sent as a bearer token
+    ca_file: str = ""  # trust this CA for wss:// masters (default: the system's CAs)
 
     @property
     def masters(self) -> list[str]:
@@ -137,6 +140,8 @@ class Agent:
             try:
                 async with connect(
                     stream_url(target),
+                    additional_headers=self._headers(),
+                    ssl=self._tls(target),
                     max_size=64 * 2**20,
                     open_timeout=10,
                     ping_interval=self.config.ping_interval_s,  # notices a master that froze
@@ -150,6 +155,15 @@ class Agent:
                     log.info("agent %s: following the leader to %s", self.config.agent_id, leader)
                     target = leader
                     continue
+                target = _next_master(masters, target)
+            except InvalidStatus as e:
+                # 401/403: our credential is wrong or revoked. Keep trying (an operator may fix it).
+                log.warning(
+                    "agent %s: %s refused the connection (HTTP %d): check the agent token",
+                    self.config.agent_id,
+                    target,
+                    e.response.status_code,
+                )
                 target = _next_master(masters, target)
             except (OSError, InvalidHandshake, InvalidURI, TimeoutError, Rejected) as e:
                 log.debug("agent %s: connection to %s failed: %s", self.config.agent_id, target, e)
@@ -165,6 +179,14 @@ class Agent:
 
     def stopping(self) -> bool:
         return self._stopping
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}
+
+    def _tls(self, target: str) -> ssl.SSLContext | None:
+        if not target.startswith("https://"):
+            return None
+        return ssl.create_default_context(cafile=self.config.ca_file or None)
 
     async def _session(self, ws: ClientConnection) -> None:
         register = wire.Register(

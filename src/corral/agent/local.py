@@ -45,6 +45,8 @@ def docker_agent(
     port_range: tuple[int, int] = (30000, 32767),
     docker: DockerConfig | None = None,
     metrics: AgentMetrics | None = None,
+    token: str = "",
+    ca_file: str = "",
 ) -> Agent:
     host_id = agent_id or socket.gethostname()
     config = AgentConfig(
@@ -55,5 +57,7 @@ def docker_agent(
         port_range=port_range,
         host_status_s=5.0,
         housekeeping_s=30.0,
+        token=token,
+        ca_file=ca_file,
     )
     return Agent(config, DockerRuntime(docker or DockerConfig(host_id)), metrics=metrics)

@@ -44,9 +44,12 @@ class AgentMetrics:
         with self._lock:
             return list(self._agents)
 
-    def serve(self, host: str, port: int) -> int:
-        """Serve ``/metrics`` from a background thread; the port it listens on (``port`` 0: any free)."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, host: str, port: int, certfile: str = "", keyfile: str = "") -> int:
+        """Serve ``/metrics`` from a background thread (HTTPS with ``certfile`` and ``keyfile``); the port
+        it listens on (``port`` 0: any free)."""
+        server, _thread = start_http_server(
+            port, addr=host, registry=self.registry, certfile=certfile or None, keyfile=keyfile or None
+        )
         bound: int = server.server_address[1]
         return bound
 

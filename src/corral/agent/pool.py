@@ -31,6 +31,8 @@ class FleetSpec:
     ping_interval_s: float = 10.0
     network_interfaces: int = 8
     addresses_per_interface: int = 30
+    token: str = ""  # the agents' credential
+    ca_file: str = ""
 
     def config(self, index: int, master_url: str) -> AgentConfig:
         return AgentConfig(
@@ -46,6 +48,8 @@ class FleetSpec:
             ping_interval_s=self.ping_interval_s,
             network_interfaces=self.network_interfaces,
             addresses_per_interface=self.addresses_per_interface,
+            token=self.token,
+            ca_file=self.ca_file,
         )
 
 

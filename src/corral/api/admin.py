@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from corral import __version__
+from corral.api.auth import AdminDep
 from corral.api.deps import master_of
 from corral.api.models import PruneModel, ResolveModel
 from corral.control.master import Master
@@ -86,7 +87,7 @@ async def overview(master: MasterDep, top: Annotated[int, Query(ge=0, le=100)] =
 
 
 @router.post("/api/v1/admin/prune", summary="Delete finished jobs older than older_than_s")
-async def prune(body: PruneModel, master: MasterDep) -> dict[str, int]:
+async def prune(body: PruneModel, master: MasterDep, _: AdminDep) -> dict[str, int]:
     return {"pruned_jobs": await master.prune(body.older_than_s)}
 
 
@@ -98,6 +99,6 @@ async def alerts(master: MasterDep) -> dict[str, Any]:
 @router.post(
     "/api/v1/admin/alerts/{alert_id}/resolve", summary="Kill the alert's unknown tasks, or keep them"
 )
-async def resolve(alert_id: str, body: ResolveModel, master: MasterDep) -> dict[str, Any]:
+async def resolve(alert_id: str, body: ResolveModel, master: MasterDep, _: AdminDep) -> dict[str, Any]:
     alert = master.hub.resolve_alert(alert_id, kill=body.action == "kill")
     return {"resolved": to_builtins(alert), "action": body.action}

@@ -10,10 +10,12 @@ from typing import Any
 import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from corral.api.auth import identify
 from corral.control.agents import AgentSession
 from corral.control.master import Master
 from corral.domain import wire
-from corral.domain.errors import ValidationError
+from corral.domain.auth import Role
+from corral.domain.errors import CorralError, ValidationError
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -63,6 +65,18 @@ async def _receive(ws: WebSocket) -> Any:
 @router.websocket("/api/v1/agents/stream")
 async def agent_stream(ws: WebSocket) -> None:
     master: Master | None = getattr(ws.app.state, "master", None)
+    if master is not None and master.ready and master.config.auth_enabled:
+        # Refused before the handshake completes: the client sees HTTP 403, and nothing else happens.
+        try:
+            principal = identify(ws)
+        except CorralError as e:
+            log.warning("refused an agent connection from %s: %s", ws.client, e.message)
+            await ws.close(code=1008, reason=e.message[:120])
+            return
+        if principal.role is not Role.AGENT:
+            log.warning("refused an agent connection with a %s token (%s)", principal.role, principal.name)
+            await ws.close(code=1008, reason="only agent credentials may open the agent stream")
+            return
     await ws.accept()
     if master is None or not master.ready:
         # Agents follow the leader: say where it is (or that there is none yet: try again).

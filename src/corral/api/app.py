@@ -7,12 +7,26 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from corral import __version__
-from corral.api import admin, agent_stream, console, errors, events, groups, hosts, jobs, metrics, tasks
+from corral.api import (
+    admin,
+    agent_stream,
+    auth,
+    console,
+    errors,
+    events,
+    groups,
+    hosts,
+    jobs,
+    metrics,
+    security,
+    tasks,
+)
 from corral.control.config import MasterConfig
 from corral.control.master import Master
+from corral.domain.errors import CorralError
 
 
 def create_app(config: MasterConfig, on_fatal: Callable[[BaseException], None] | None = None) -> FastAPI:
@@ -37,6 +51,14 @@ def create_app(config: MasterConfig, on_fatal: Callable[[BaseException], None] |
     errors.install(app)
 
     @app.middleware("http")
+    async def authenticate(request: Request, call_next: Any) -> Any:
+        try:
+            auth.authenticate(request)
+        except CorralError as e:
+            return JSONResponse(e.to_dict(), status_code=e.status, headers=e.headers() or None)
+        return await call_next(request)
+
+    @app.middleware("http")
     async def follow_the_leader(request: Request, call_next: Any) -> Any:
         """A standby sends API calls to the leader (307 keeps the method and the body)."""
         master: Master | None = getattr(request.app.state, "master", None)
@@ -55,7 +77,10 @@ def create_app(config: MasterConfig, on_fatal: Callable[[BaseException], None] |
             return RedirectResponse(target, status_code=307)
         return await call_next(request)
 
-    for module in (jobs, tasks, hosts, groups, events, admin, metrics, agent_stream, console):
+    if config.read_scope not in ("all", "team"):
+        raise ValueError(f"read_scope must be 'all' or 'team', not {config.read_scope!r}")
+    for module in (jobs, tasks, hosts, groups, events, admin, security, metrics, agent_stream, console):
         app.include_router(module.router)
     app.mount("/ui", console.static_files(), name="ui")
+    auth.check_routes(app)
     return app

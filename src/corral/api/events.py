@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from sse_starlette.sse import EventSourceResponse
 
+from corral.api.auth import PrincipalDep, may_read
 from corral.api.deps import master_of
 from corral.control.bus import BusEvent
 from corral.control.master import Master
@@ -30,20 +31,33 @@ def _sse(kind: str, data: Any) -> dict[str, str]:
 async def events(
     request: Request,
     master: MasterDep,
+    principal: PrincipalDep,
     job: str | None = None,
     snapshot: Annotated[bool, Query(description="begin with every active job and task")] = True,
 ) -> EventSourceResponse:
+    state = master.state
+
+    def visible(job_id: Any) -> bool:
+        j = state.jobs.get(job_id) if isinstance(job_id, str) else None
+        return j is not None and may_read(master, principal, j.team)
+
     def wanted(event: BusEvent) -> bool:
-        if job is None:
-            return True
         if event.kind == "job":
-            return bool(event.data.get("id") == job)
+            return (job is None or event.data.get("id") == job) and visible(event.data.get("id"))
         if event.kind == "task":
-            return bool(event.data.get("job_id") == job)
-        return event.kind == "overflow"
+            return (job is None or event.data.get("job_id") == job) and visible(event.data.get("job_id"))
+        return job is None or event.kind == "overflow"
 
     subscription = master.bus.subscribe(wanted)
-    jobs = [j for j in master.state.jobs.values() if job is None or j.id == job] if snapshot else []
+    jobs = (
+        [
+            j
+            for j in master.state.jobs.values()
+            if (job is None or j.id == job) and may_read(master, principal, j.team)
+        ]
+        if snapshot
+        else []
+    )
     tasks = [t for j in jobs for t in master.state.tasks_of(j.id)]
 
     async def stream() -> AsyncIterator[dict[str, str]]:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 
+from corral.api.auth import AdminDep
 from corral.api.deps import master_of
 from corral.api.models import CapacityGroupBody, CapacityGroupModel, ModeModel
 from corral.control.master import Master
@@ -30,7 +31,7 @@ async def list_groups(master: MasterDep) -> dict[str, Any]:
 
 
 @router.post("/capacity-groups", status_code=201, summary="Create a capacity group")
-async def create_group(body: CapacityGroupModel, master: MasterDep) -> dict[str, Any]:
+async def create_group(body: CapacityGroupModel, master: MasterDep, _: AdminDep) -> dict[str, Any]:
     group = await master.ops.create_group(body.to_domain(body.name))
     return group_view(master, group)
 
@@ -41,7 +42,7 @@ async def get_group(name: str, master: MasterDep) -> dict[str, Any]:
 
 
 @router.put("/capacity-groups/{name}", summary="Create or replace a capacity group")
-async def put_group(name: str, body: CapacityGroupBody, master: MasterDep) -> dict[str, Any]:
+async def put_group(name: str, body: CapacityGroupBody, master: MasterDep, _: AdminDep) -> dict[str, Any]:
     group = await master.ops.put_group(body.to_domain(name))
     return group_view(master, group)
 
@@ -49,7 +50,7 @@ async def put_group(name: str, body: CapacityGroupBody, master: MasterDep) -> di
 @router.delete(
     "/capacity-groups/{name}", status_code=204, summary="Delete a capacity group no active job uses"
 )
-async def delete_group(name: str, master: MasterDep) -> Response:
+async def delete_group(name: str, master: MasterDep, _: AdminDep) -> Response:
     await master.ops.delete_group(name)
     return Response(status_code=204)
 
@@ -65,6 +66,6 @@ async def scheduler(master: MasterDep) -> dict[str, Any]:
 
 
 @router.put("/scheduler/modes/{tier}", summary="Switch a tier between pack and spread")
-async def set_mode(tier: Tier, body: ModeModel, master: MasterDep) -> dict[str, Any]:
+async def set_mode(tier: Tier, body: ModeModel, master: MasterDep, _: AdminDep) -> dict[str, Any]:
     profile = await master.ops.set_mode(tier, body.mode)
     return {"modes": {t.value: m.value for t, m in profile.modes.items()}}

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
+from corral.api.auth import AdminDep
 from corral.api.deps import master_of
 from corral.api.views import host_view
 from corral.control.master import Master
@@ -30,12 +31,17 @@ async def get_host(host_id: str, master: MasterDep) -> dict[str, Any]:
 
 
 @router.post("/{host_id}/drain", summary="Give the host no new tasks (running ones stay)")
-async def drain(host_id: str, master: MasterDep) -> dict[str, Any]:
+async def drain(host_id: str, master: MasterDep, _: AdminDep) -> dict[str, Any]:
     await master.ops.set_draining(host_id, True)
     return host_view(master, master.state.hosts[host_id])
 
 
 @router.post("/{host_id}/undrain", summary="Let the host take new tasks again")
-async def undrain(host_id: str, master: MasterDep) -> dict[str, Any]:
+async def undrain(host_id: str, master: MasterDep, _: AdminDep) -> dict[str, Any]:
     await master.ops.set_draining(host_id, False)
     return host_view(master, master.state.hosts[host_id])
+
+
+@router.post("/{host_id}/unquarantine", summary="Lift a host's quarantine before its time is up")
+async def unquarantine(host_id: str, master: MasterDep, _: AdminDep) -> dict[str, Any]:
+    return host_view(master, master.hub.quarantine.lift(host_id))

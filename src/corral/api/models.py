@@ -61,6 +61,9 @@ class ContainerModel(Strict):
     hard_constraints: Constraints = Field(default_factory=dict)
     soft_constraints: Constraints = Field(default_factory=dict)
     kill_grace_period_s: int = 10
+    read_only_root: bool = Field(
+        False, description="a read-only root filesystem; /tmp stays writable (a small tmpfs)"
+    )
 
     @field_validator("hard_constraints", "soft_constraints")
     @classmethod

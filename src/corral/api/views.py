@@ -37,5 +37,6 @@ def host_view(master: Master, host: Host) -> dict[str, Any]:
     data["free"] = to_builtins(master.state.free(host))
     data["tasks"] = len(master.state.tasks_on_host(host.id))
     data["schedulable"] = host.schedulable
+    data["quarantined"] = host.quarantined
     data["images"] = sorted(master.state.host_images.get(host.id, ()))
     return data

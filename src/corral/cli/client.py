@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,6 +17,30 @@ DEFAULT_MASTER = "http://127.0.0.1:8080"
 
 def default_master() -> str:
     return os.environ.get("CORRAL_MASTER", DEFAULT_MASTER)
+
+
+TOKEN_FILES = (Path(".corral/admin.token"), Path.home() / ".config/corral/token")
+
+
+def default_token() -> str:
+    """CORRAL_TOKEN, else the file CORRAL_TOKEN_FILE names, else ./.corral/admin.token (written by
+    ``corral up``), else ~/.config/corral/token; empty when there is none."""
+    token = os.environ.get("CORRAL_TOKEN", "").strip()
+    if token:
+        return token
+    named = os.environ.get("CORRAL_TOKEN_FILE", "")
+    for path in [Path(named)] if named else TOKEN_FILES:
+        with contextlib.suppress(OSError):
+            token = path.read_text().strip()
+            if token:
+                return token
+    return ""
+
+
+def _origin(url: str) -> str:
+    parts = httpx.URL(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.host}{port}"
 
 
 class ApiError(Exception):
@@ -37,22 +64,37 @@ class Client:
     """Talks to the leader: given several masters (comma-separated), it tries each in turn, and a
     standby's redirect takes it to the leader."""
 
-    def __init__(self, master: str, timeout: float = 30.0) -> None:
+    def __init__(
+        self, master: str, timeout: float = 30.0, token: str | None = None, ca_file: str | None = None
+    ) -> None:
         self.masters = [m.strip().rstrip("/") for m in master.split(",") if m.strip()]
         self.master = self.masters[0]
-        self.http = httpx.Client(timeout=timeout, follow_redirects=True)
+        self.token = default_token() if token is None else token
+        ca = ca_file or os.environ.get("CORRAL_CA_FILE")
+        self.verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else True
+        self.headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        # Redirects are followed by hand: httpx drops the Authorization header across origins, and a
+        # standby's redirect to the leader is exactly that.
+        self.http = httpx.Client(timeout=timeout, headers=self.headers, verify=self.verify)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         errors = []
         for base in [self.master, *(m for m in self.masters if m != self.master)]:
             try:
                 response = self.http.request(method, base + path, **kwargs)
                 self.master = base
-                break
+                for _ in range(5):
+                    if response.status_code not in (307, 308) or "location" not in response.headers:
+                        break
+                    self.master = _origin(response.headers["location"])  # the leader
+                    response = self.http.request(method, response.headers["location"], **kwargs)
+                return response
             except httpx.TransportError as e:
                 errors.append(f"{base}: {e}")
-        else:
-            raise Unreachable(f"cannot reach the master at {'; '.join(errors)}")
+        raise Unreachable(f"cannot reach the master at {'; '.join(errors)}")
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -93,10 +135,14 @@ class Client:
 
     def stream_text(self, path: str, **params: Any) -> Iterator[str]:
         """A streamed plain-text response, piece by piece (API errors raised before the first piece)."""
+        self._send("GET", "/api/v1/whoami")  # find the leader: streams are not redirected
         try:
             with (
                 httpx.Client(
-                    base_url=self.master, timeout=httpx.Timeout(30.0, read=None), follow_redirects=True
+                    base_url=self.master,
+                    timeout=httpx.Timeout(30.0, read=None),
+                    headers=self.headers,
+                    verify=self.verify,
                 ) as http,
                 http.stream(
                     "GET", path, params={k: v for k, v in params.items() if v is not None}
@@ -112,9 +158,12 @@ class Client:
 
     def events(self, job: str | None = None) -> Iterator[tuple[str, Any]]:
         params = {"job": job} if job else {}
+        self._send("GET", "/api/v1/whoami")  # find the leader: streams are not redirected
         try:
             with (
-                httpx.Client(base_url=self.master, timeout=None, follow_redirects=True) as http,
+                httpx.Client(
+                    base_url=self.master, timeout=None, headers=self.headers, verify=self.verify
+                ) as http,
                 connect_sse(http, "GET", "/api/v1/events", params=params) as source,
             ):
                 for sse in source.iter_sse():

@@ -20,9 +20,11 @@ T = TypeVar("T")
 class Settings:
     master: str
     json: bool = False
+    token: str | None = None  # None: the default (CORRAL_TOKEN, token files)
+    ca_file: str | None = None
 
     def client(self) -> Client:
-        return Client(self.master)
+        return Client(self.master, token=self.token, ca_file=self.ca_file)
 
 
 def settings(ctx: typer.Context) -> Settings:

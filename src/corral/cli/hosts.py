@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import typer
 
 from corral.cli.context import api_errors, settings
@@ -26,7 +28,9 @@ def list_hosts(ctx: typer.Context) -> None:
         rows.append(
             (
                 h["id"],
-                styled(h["state"]) + (" [yellow]draining[/yellow]" if h["draining"] else ""),
+                styled(h["state"])
+                + (" [yellow]draining[/yellow]" if h["draining"] else "")
+                + (" [red]quarantined[/red]" if h.get("quarantined") else ""),
                 attrs["zone"],
                 attrs["instance_type"],
                 f"{used['cpu']:g}/{total['cpu']:g}",
@@ -44,6 +48,33 @@ def list_hosts(ctx: typer.Context) -> None:
 
 
 @app.command()
+def show(ctx: typer.Context, host_id: str) -> None:
+    """Show a host: its state, health, quarantine, capacity and what is allocated."""
+    s = settings(ctx)
+    with api_errors():
+        h = s.client().get(f"/api/v1/hosts/{host_id}")
+    if s.json:
+        emit_json(h)
+        return
+    attrs = h["attributes"]
+    console.print(f"[bold]host {h['id']}[/bold]  state {styled(h['state'])}  runtime {h['runtime']}")
+    console.print(f"  zone {attrs['zone']}  type {attrs['instance_type']}  group {attrs['host_group']}")
+    health = "healthy" if h["healthy"] else f"[red]unhealthy[/red]: {h.get('health_detail', '')}"
+    console.print(f"  health {health}  draining {'yes' if h['draining'] else 'no'}  tasks {h['tasks']}")
+    if h.get("quarantined_until") is not None:
+        left = max(0.0, h["quarantined_until"] - time.time())
+        console.print(
+            f"  [red]quarantined[/red] for {left:.0f}s more: {h.get('quarantine_detail', '')}"
+            f"  (lift early: corral host unquarantine {h['id']})"
+        )
+    total, used = h["resources"], h["allocated"]
+    console.print(
+        f"  cpu {used['cpu']:g}/{total['cpu']:g}  memory {used['memory_mb']}/{total['memory_mb']} MB"
+        f"  seen {ago(h['last_heartbeat'])}"
+    )
+
+
+@app.command()
 def drain(ctx: typer.Context, host_id: str) -> None:
     """Give a host no new tasks (what runs there keeps running)."""
     _drain(ctx, host_id, "drain")
@@ -53,6 +84,18 @@ def drain(ctx: typer.Context, host_id: str) -> None:
 def undrain(ctx: typer.Context, host_id: str) -> None:
     """Let a drained host take new tasks again."""
     _drain(ctx, host_id, "undrain")
+
+
+@app.command()
+def unquarantine(ctx: typer.Context, host_id: str) -> None:
+    """Lift a host's quarantine (after repeated system errors) before its time is up."""
+    s = settings(ctx)
+    with api_errors():
+        host = s.client().post(f"/api/v1/hosts/{host_id}/unquarantine")
+    if s.json:
+        emit_json(host)
+    else:
+        console.print(f"host [bold]{host_id}[/bold] released from quarantine")
 
 
 def _drain(ctx: typer.Context, host_id: str, action: str) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from corral import __version__
-from corral.cli import admin, groups, hosts, jobs, servers, tasks, top
+from corral.cli import admin, groups, hosts, jobs, security, servers, tasks, top
 from corral.cli.client import default_master
 from corral.cli.context import Settings, api_errors, settings
 from corral.cli.output import console, emit_json
@@ -28,7 +28,10 @@ app.command()(servers.agent)
 app.command()(servers.up)
 app.command()(tasks.why)
 app.command()(top.top)
+admin.app.add_typer(security.tokens, name="token")
+admin.app.add_typer(security.teams, name="team")
 app.add_typer(admin.app, name="admin")
+app.command()(security.whoami)
 
 
 @app.callback()
@@ -36,8 +39,12 @@ def root(
     ctx: typer.Context,
     master: Annotated[str, typer.Option(help="master URL (env CORRAL_MASTER)")] = "",
     json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+    token: Annotated[
+        str, typer.Option(help="API token (env CORRAL_TOKEN, or CORRAL_TOKEN_FILE, or .corral/admin.token)")
+    ] = "",
+    ca_file: Annotated[str, typer.Option(help="CA bundle for an https master (env CORRAL_CA_FILE)")] = "",
 ) -> None:
-    ctx.obj = Settings(master or default_master(), json)
+    ctx.obj = Settings(master or default_master(), json, token or None, ca_file or None)
 
 
 @app.command()

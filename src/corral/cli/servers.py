@@ -14,13 +14,16 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from corral.agent.firewall import FirewallError
 from corral.agent.local import docker_agent, local_resources
 from corral.agent.metrics import AgentMetrics
 from corral.agent.pool import AgentPool, FleetSpec
 from corral.agent.runtimes.docker import DockerConfig
+from corral.agent.runtimes.docker.isolation import isolate_control_ports
 from corral.api.app import create_app
 from corral.cli.client import default_master
 from corral.cli.output import console
+from corral.control.auth import new_secret
 from corral.control.config import MasterConfig, from_env
 from corral.domain.host import HostAttributes
 from corral.store.protocol import StoreError
@@ -68,6 +71,8 @@ def _server(config: MasterConfig, exit_status: _Exit, log_level: str) -> uvicorn
         lifespan="on",
         ws_max_size=64 * 2**20,
         timeout_graceful_shutdown=5,
+        ssl_certfile=config.tls_cert_file or None,
+        ssl_keyfile=config.tls_key_file or None,
     )
     server = uvicorn.Server(uv)
     return server
@@ -86,11 +91,18 @@ def master(
     store_url: Annotated[
         str, typer.Option(help="SQLAlchemy URL of the store (default: SQLite in data-dir)")
     ] = "",
+    tls_cert: Annotated[str, typer.Option(help="PEM certificate: serve HTTPS/WSS (with --tls-key)")] = "",
+    tls_key: Annotated[str, typer.Option(help="PEM private key of --tls-cert")] = "",
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """Run a master (API, job manager, scheduler) on SQLite. Knobs: CORRAL_* environment variables."""
     setup_logging(log_level)
     config = master_config(data_dir, host, port, store_url)
+    if tls_cert or tls_key:
+        config = replace(config, tls_cert_file=tls_cert, tls_key_file=tls_key)
+    if bool(config.tls_cert_file) != bool(config.tls_key_file):
+        console.print("[red]error[/red] TLS needs both a certificate and its key")
+        raise typer.Exit(2)
     status = _Exit()
     try:
         asyncio.run(_serve(_server(config, status, log_level), status))
@@ -114,10 +126,14 @@ def agent_pool(
     log_retention_s: float,
     registry: str,
     metrics: AgentMetrics | None = None,
+    token: str = "",
+    ca_file: str = "",
 ) -> AgentPool:
     """``count`` agents of ``runtime``: simulated hosts, or this machine's Docker (port ranges split)."""
     if runtime == "sim":
-        spec = fleet_spec(count, id_prefix, cpu or 8.0, memory_mb or 32768, zones)
+        spec = replace(
+            fleet_spec(count, id_prefix, cpu or 8.0, memory_mb or 32768, zones), token=token, ca_file=ca_file
+        )
         return AgentPool(master_url, spec, metrics=metrics)
     if runtime != "docker":
         console.print(f"[red]error[/red] unknown runtime {runtime!r} (available: {', '.join(RUNTIMES)})")
@@ -136,9 +152,34 @@ def agent_pool(
                 port_range=(30000 + i * span, 30000 + (i + 1) * span - 1),
                 docker=DockerConfig(agent_id, log_retention_s=log_retention_s, registry=registry),
                 metrics=metrics,
+                token=token,
+                ca_file=ca_file,
             )
         )
     return AgentPool.of(agents)
+
+
+PORT_ISOLATION_HELP = "docker: firewall the master and metrics ports off from task containers"
+
+
+def isolate_or_exit(runtime: str, master_url: str, metrics_port: int, enabled: bool) -> None:
+    """Docker agents keep task containers off the control plane (agent/firewall.py), or do not start."""
+    if runtime != "docker":
+        return  # simulated tasks have no network
+    if not enabled:
+        log.warning("port isolation is off: task containers may reach the master and agent metrics ports")
+        return
+    masters = [u.strip() for u in master_url.split(",") if u.strip()]
+    local = [(metrics_port, "agent metrics")] if metrics_port else []
+    try:
+        rules = isolate_control_ports(masters, local)
+    except FirewallError as e:
+        console.print(
+            f"[red]cannot keep task containers off the control ports:[/red] {e}\n"
+            "  run the agent as root where iptables works, or pass --no-port-isolation to go without"
+        )
+        raise typer.Exit(3) from e
+    log.info("task containers cannot reach: %s", "; ".join(sorted({r.what for r in rules})))
 
 
 def agent(
@@ -159,12 +200,27 @@ def agent(
     ] = "",
     metrics_port: Annotated[int, typer.Option(help="serve the agents' /metrics on this port (0: off)")] = 0,
     metrics_host: Annotated[str, typer.Option(help="address the metrics port listens on")] = "0.0.0.0",
+    port_isolation: Annotated[
+        bool, typer.Option("--port-isolation/--no-port-isolation", help=PORT_ISOLATION_HELP)
+    ] = True,
+    token: Annotated[
+        str, typer.Option(help="the agents' credential (an agent-role token)", envvar="CORRAL_AGENT_TOKEN")
+    ] = "",
+    token_file: Annotated[
+        str, typer.Option(help="read the credential from this file", envvar="CORRAL_AGENT_TOKEN_FILE")
+    ] = "",
+    ca_file: Annotated[str, typer.Option(help="CA bundle for an https master", envvar="CORRAL_CA_FILE")] = "",
+    metrics_tls_cert: Annotated[str, typer.Option(help="serve the metrics port over HTTPS with this")] = "",
+    metrics_tls_key: Annotated[str, typer.Option(help="the private key of --metrics-tls-cert")] = "",
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """Run agents that dial a master and run what it sends them. Docker containers outlive the agent."""
     setup_logging(log_level)
+    if token_file and not token:
+        token = Path(token_file).read_text().strip()
+    isolate_or_exit(runtime, master_url or default_master(), metrics_port, port_isolation)
     prefix = id_prefix or ("sim" if runtime == "sim" else socket.gethostname())
-    metrics = _agent_metrics(metrics_host, metrics_port)
+    metrics = _agent_metrics(metrics_host, metrics_port, metrics_tls_cert, metrics_tls_key)
     pool = agent_pool(
         runtime,
         master_url or default_master(),
@@ -176,6 +232,8 @@ def agent(
         log_retention,
         registry,
         metrics,
+        token,
+        ca_file,
     )
 
     async def run() -> None:
@@ -189,16 +247,16 @@ def agent(
         asyncio.run(run())
 
 
-def _agent_metrics(host: str, port: int) -> AgentMetrics | None:
+def _agent_metrics(host: str, port: int, tls_cert: str = "", tls_key: str = "") -> AgentMetrics | None:
     if not port:
         return None
     metrics = AgentMetrics()
     try:
-        metrics.serve(host, port)
+        metrics.serve(host, port, tls_cert, tls_key)
     except OSError as e:
         console.print(f"[red]cannot serve agent metrics on {host}:{port}:[/red] {e}")
         raise typer.Exit(3) from e
-    log.info("agent metrics at http://%s:%d/metrics", host, port)
+    log.info("agent metrics at %s://%s:%d/metrics", "https" if tls_cert else "http", host, port)
     return metrics
 
 
@@ -217,11 +275,27 @@ def up(
     agent_metrics_port: Annotated[
         int, typer.Option(help="serve the agents' /metrics on this port (0: off)")
     ] = 0,
+    port_isolation: Annotated[
+        bool, typer.Option("--port-isolation/--no-port-isolation", help=PORT_ISOLATION_HELP)
+    ] = True,
+    auth: Annotated[
+        bool, typer.Option("--auth/--no-auth", help="require tokens (off: anyone reaching the port is admin)")
+    ] = True,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "warning",
 ) -> None:
-    """Run a whole local cluster in one process: a master on SQLite and agents (simulated or Docker)."""
+    """Run a whole local cluster in one process: a master on SQLite and agents (simulated or Docker).
+
+    With --auth (the default) the master writes a local admin token to <data-dir>/admin.token, which the
+    CLI reads from there when run in the same directory, and the agents get their own credential."""
     setup_logging(log_level)
+    isolate_or_exit(runtime, f"http://{host}:{port}", agent_metrics_port, port_isolation)
     config = master_config(data_dir, host, port, "")
+    config = replace(
+        config,
+        auth_enabled=auth,
+        bootstrap_agent_token=config.bootstrap_agent_token or (new_secret() if auth else ""),
+        admin_token_file=config.admin_token_file or (str(data_dir / "admin.token") if auth else ""),
+    )
     status = _Exit()
     metrics = _agent_metrics(host, agent_metrics_port)
 
@@ -235,13 +309,33 @@ def up(
             return
         url = f"http://{host}:{port}"
         prefix = "sim" if runtime == "sim" else "local"
-        pool = agent_pool(runtime, url, agents, prefix, cpu, memory_mb, zones, log_retention, "", metrics)
+        pool = agent_pool(
+            runtime,
+            url,
+            agents,
+            prefix,
+            cpu,
+            memory_mb,
+            zones,
+            log_retention,
+            "",
+            metrics,
+            config.bootstrap_agent_token,
+        )
         pool.start()
         await pool.wait_connected()
         console.print(
             f"[green]corral is up[/green]: master {url} (store {config.resolved_store_url}), "
             f"{agents} {runtime} agent{'s' if agents != 1 else ''}"
         )
+        if config.admin_token_file:
+            secret = Path(config.admin_token_file).read_text().strip()  # noqa: ASYNC240 - once, tiny
+            console.print(f"  admin token ({config.admin_token_file}): {secret}")
+            console.print(
+                "  the CLI finds it there when run from this directory, or: export CORRAL_TOKEN=..."
+            )
+        else:
+            console.print("  [yellow]authentication is off[/yellow]: anyone who reaches the port is an admin")
         console.print(f"  try: corral --master {url} job submit -f examples/batch.yaml")
         try:
             await serving

@@ -28,7 +28,13 @@ RESOURCES = (  # key in the overview, key in a host's resources, unit
     ("disk", "disk_mb", "MB"),
     ("network", "network_mbps", "Mbps"),
 )
-HEALTH_STYLE = {"healthy": "green", "draining": "yellow", "unhealthy": "red", "unreachable": "red"}
+HEALTH_STYLE = {
+    "healthy": "green",
+    "draining": "yellow",
+    "quarantined": "red",
+    "unhealthy": "red",
+    "unreachable": "red",
+}
 
 
 def meter(used: float, total: float, width: int = 20) -> Text:
@@ -64,6 +70,8 @@ def _health(host: dict[str, Any]) -> str:
         return "unreachable"
     if not host["healthy"]:
         return "unhealthy"
+    if host.get("quarantined_until") is not None:
+        return "quarantined"
     if host["draining"] or not host["enabled"]:
         return "draining"
     return "healthy"

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from corral.control.clock import Clock
 from corral.control.config import MasterConfig
 from corral.control.ledger import Ledger
+from corral.control.quarantine import HostQuarantine
 from corral.control.writer import StoreWriter
 from corral.domain import wire
 from corral.domain.errors import ConflictError, CorralError, NotFoundError
@@ -92,6 +93,7 @@ class AgentHub:
         self._alert_ids = itertools.count(1)
         self._tolerated: set[str] = set()  # unknown tasks an operator chose to keep
         self._kill_flush_scheduled = False
+        self.quarantine = HostQuarantine(ledger, config)
 
     # -- connection lifecycle -------------------------------------------------------------------
 
@@ -120,6 +122,8 @@ class AgentHub:
             state=HostState.READY,
             enabled=previous.enabled if previous else True,
             draining=msg.agent_id in self.state.drained,
+            quarantined_until=previous.quarantined_until if previous else None,
+            quarantine_detail=previous.quarantine_detail if previous else "",
             registered_at=now,
             last_heartbeat=now,
             runtime=msg.runtime,
@@ -160,6 +164,7 @@ class AgentHub:
             self._mark_unreachable(session.host_id, why)
 
     def check_heartbeats(self, now: float) -> None:
+        self.quarantine.expire(now)
         for host_id, due in list(self._awaiting.items()):
             if due <= now:
                 del self._awaiting[host_id]
@@ -276,7 +281,10 @@ class AgentHub:
         if task.state is TaskState.DISCONNECTED:
             task = self.ledger.apply(task, Reconnected(now)) or task
         event = Reported(report.state, now, report.reason, report.detail, report.exit_code)
-        task = self.ledger.apply(task, event) or task
+        reported = self.ledger.apply(task, event)
+        if reported is not None and reported.is_finished:
+            self.quarantine.task_ended(reported, now)
+        task = reported or task
         if task.is_finished:
             self._forget_later(session.host_id, task.id)
         elif task.state is TaskState.KILL_INITIATED and task.kill_reason is not None:

@@ -29,13 +29,30 @@ class MasterConfig:
     advertise_url: str = ""  # how clients and agents reach this master (default: http://listen address)
     canary_interval_s: float = 0.0  # submit a canary job this often (0: no canary)
     canary_image: str = "corral/busybox:latest"
+    host_quarantine_after: int = 5  # this many system errors on one host ... (0: never quarantine)
+    host_quarantine_window_s: float = 600.0  # ... within this long quarantine it ...
+    host_quarantine_s: float = 1800.0  # ... for this long (an operator may lift it early)
+    host_quarantine_max_pct: float = 20.0  # never quarantine more of the fleet than this (at least 1 host)
     lease_ttl_s: float = 3.0  # a leader that cannot renew its lease for this long is replaced
     lease_poll_s: float = 0.25  # how often a standby looks at the lease (a leader renews every ttl / 3)
+    # -- security (issue 7) --
+    auth_enabled: bool = True  # off: every caller is an anonymous admin (only for a laptop)
+    bootstrap_token: str = ""  # an admin token to seed (kept as its digest); at least 20 characters
+    bootstrap_agent_token: str = ""  # an agent credential to seed likewise
+    admin_token_file: str = ""  # when no usable admin token is in this file, create one and write it here
+    read_scope: str = "all"  # "all": any principal reads every job; "team": users see their team's jobs
+    submit_rate_per_s: float = 10.0  # per principal (a team may set its own); 0: unlimited
+    submit_burst: int = 50
+    rate_limit_admins: bool = False
+    max_pending_tasks: int = 100_000  # submissions past this many waiting tasks are refused (503)
+    tls_cert_file: str = ""  # with tls_key_file: serve HTTPS and WSS
+    tls_key_file: str = ""
     jobs: JobManagerConfig = field(default_factory=JobManagerConfig)
 
     @property
     def url(self) -> str:
-        return self.advertise_url or f"http://{self.listen_host}:{self.listen_port}"
+        scheme = "https" if self.tls_cert_file else "http"
+        return self.advertise_url or f"{scheme}://{self.listen_host}:{self.listen_port}"
 
     @property
     def resolved_store_url(self) -> str:

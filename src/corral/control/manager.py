@@ -51,7 +51,7 @@ class JobManager:
 
     # -- user commands --------------------------------------------------------------------------
 
-    def submit(self, descriptor: JobDescriptor) -> Job:
+    def submit(self, descriptor: JobDescriptor, team: str = "", submitted_by: str = "") -> Job:
         validate_descriptor(descriptor)
         self.admit(descriptor.capacity_group)
         key = descriptor.job_group_key
@@ -68,6 +68,8 @@ class JobManager:
             created_at=now,
             updated_at=now,
             history=(JobEvent(now, JobState.ACCEPTED, "accepted"),),
+            team=team,
+            submitted_by=submitted_by,
         )
         self.ledger.set_job(job)
         self.ledger.metrics.submitted.labels(job.type.value).inc()
@@ -175,6 +177,7 @@ class JobManager:
             system_attempt=action.system_attempt,
             resubmit_of=action.replaces,
             history=(TaskEvent(now, TaskState.ACCEPTED, None, detail),),
+            job_failure_streak=action.job_failure_streak,
         )
         self.ledger.set_task(task)
         if action.ready_at > now:

@@ -20,7 +20,9 @@ from enum import StrEnum
 
 import httpx
 
+from corral.control.admission import Admission
 from corral.control.agents import AgentHub
+from corral.control.auth import Authority
 from corral.control.bus import EventBus
 from corral.control.clock import Clock, system_clock
 from corral.control.config import MasterConfig
@@ -177,6 +179,8 @@ class Master:
         loaded = await asyncio.to_thread(self.store.load_active)  # StoreError: refuse to lead
         groups = await asyncio.to_thread(self.store.load_groups)
         settings = await asyncio.to_thread(self.store.load_settings)
+        teams = await asyncio.to_thread(self.store.load_teams)
+        tokens = await asyncio.to_thread(self.store.load_tokens)
         term = Term(
             self.config,
             self.store,
@@ -188,7 +192,15 @@ class Master:
             self._term_failed,
             started,
             self.metrics,
+            teams,
+            tokens,
         )
+        c = self.config
+        if c.auth_enabled:
+            try:
+                await term.auth.bootstrap(c.bootstrap_token, c.bootstrap_agent_token, c.admin_token_file)
+            except CorralError as e:
+                raise StoreError(f"cannot set up the bootstrap credentials: {e.message}") from e
         term.start()
         self.term = term
         self.last_load = term.load_report
@@ -310,6 +322,14 @@ class Master:
         return self._current().queries
 
     @property
+    def auth(self) -> Authority:
+        return self._current().auth
+
+    @property
+    def admission(self) -> Admission:
+        return self._current().admission
+
+    @property
     def ops(self) -> Operations:
         return self._current().ops
 
@@ -339,7 +359,8 @@ class Master:
 async def _answers(url: str) -> bool:
     """Whether a master answers at ``url`` (a refused or silent connection says it is gone)."""
     try:
-        async with httpx.AsyncClient(timeout=0.5) as http:
+        # Only "does it answer" is asked, and nothing is sent: a self-signed leader counts as answering.
+        async with httpx.AsyncClient(timeout=0.5, verify=False) as http:
             await http.get(url.rstrip("/") + "/healthz")
         return True
     except httpx.HTTPError:

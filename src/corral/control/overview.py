@@ -24,11 +24,13 @@ RESOURCES = (  # field of Resources, name in metrics and views
 
 
 def health_of(host: Host) -> str:
-    """One word for an operator: unreachable, unhealthy, draining (or disabled) or healthy."""
+    """One word for an operator: unreachable, unhealthy, quarantined, draining (or disabled) or healthy."""
     if host.state is HostState.UNREACHABLE:
         return "unreachable"
     if not host.healthy:
         return "unhealthy"
+    if host.quarantined:
+        return "quarantined"
     if host.draining or not host.enabled:
         return "draining"
     return "healthy"

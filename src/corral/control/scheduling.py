@@ -15,6 +15,7 @@ import numpy as np
 from corral.control.agents import AgentHub
 from corral.control.ledger import Ledger
 from corral.domain.job import Job
+from corral.jobs.crash_loop import crash_loop_delay_s
 from corral.jobs.task_machine import Placed
 from corral.scheduler import JobClass, Pending, PendingTask, Profile, Snapshot, schedule
 
@@ -58,9 +59,18 @@ class SchedulerShell:
                 if job is None:
                     continue
                 jobs[task.job_id] = self._class_of(job)
-            tasks.append(PendingTask(task.id, task.job_id, task.ready_at, (task.created_at, task.index or 0)))
+            order = (task.created_at, task.index or 0)
             if task.ready_at > now:
                 waits.append(task.ready_at)
+                backoff = crash_loop_delay_s(self.hub.config.jobs, task.job_failure_streak)
+                if backoff > 0:
+                    tasks.append(
+                        PendingTask(
+                            task.id, task.job_id, task.ready_at, order, backoff, task.job_failure_streak
+                        )
+                    )
+                    continue
+            tasks.append(PendingTask(task.id, task.job_id, task.ready_at, order))
         if len(self._classes) > 2 * len(jobs) + 64:
             self._classes = {k: v for k, v in self._classes.items() if k in jobs}
         if not tasks:

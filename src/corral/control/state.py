@@ -8,6 +8,7 @@ cannot drift from the records.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
 from corral.domain.capacity import DEFAULT_GROUP, CapacityGroup, default_group
 from corral.domain.constraints import ConstraintName, is_enabled
@@ -170,6 +171,8 @@ class ClusterState:
                 interfaces=host.network_interfaces,
                 addresses_per_interface=host.addresses_per_interface,
                 schedulable=host.schedulable,
+                # Charged to the quarantine in explanations only when nothing else keeps the host out.
+                quarantined=host.quarantined and replace(host, quarantined_until=None).schedulable,
             )
         )
         if new:
@@ -234,4 +237,5 @@ def _same_for_scheduling(a: Host, b: Host) -> bool:
         and a.network_interfaces == b.network_interfaces
         and a.addresses_per_interface == b.addresses_per_interface
         and a.schedulable == b.schedulable
+        and a.quarantined == b.quarantined
     )

@@ -14,7 +14,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from corral.control.admission import Admission
 from corral.control.agents import AgentHub
+from corral.control.auth import Authority
 from corral.control.bus import EventBus
 from corral.control.canary import run_canary
 from corral.control.clock import Clock, IdGenerator
@@ -28,6 +30,7 @@ from corral.control.queries import Queries
 from corral.control.scheduling import SchedulerShell
 from corral.control.state import ClusterState
 from corral.control.writer import StoreWriter
+from corral.domain.auth import Team, Token
 from corral.domain.states import HostState
 from corral.store.protocol import LoadedState, Store
 
@@ -59,6 +62,8 @@ class Term:
         on_fatal: Callable[[BaseException], None],
         started: float,
         metrics: Metrics,
+        teams: list[Team] | None = None,
+        tokens: list[Token] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -74,6 +79,8 @@ class Term:
         self.scheduler = SchedulerShell(self.ledger, self.hub, profile_from_settings(settings))
         self.queries = Queries(self.state, store)
         self.ops = Operations(self.ledger, store, self.scheduler)
+        self.auth = Authority(store, clock, teams or [], tokens or [])
+        self.admission = Admission(self.state, self.auth, config, clock)
         self.jobs.admit = self.ops.require_group
         self.state.groups.update((g.name, g) for g in groups)
         self.state.drained = drained_from_settings(settings)

@@ -43,10 +43,22 @@ class Host:
     healthy: bool = True  # the agent's own health checks pass
     health_detail: str = ""
     draining: bool = False  # an operator asked for no new work here
+    quarantined_until: float | None = None  # its tasks kept failing for system reasons: no new work ...
+    quarantine_detail: str = ""  # ... and why
+
+    @property
+    def quarantined(self) -> bool:
+        return self.quarantined_until is not None
 
     @property
     def schedulable(self) -> bool:
-        return self.state is HostState.READY and self.enabled and self.healthy and not self.draining
+        return (
+            self.state is HostState.READY
+            and self.enabled
+            and self.healthy
+            and not self.draining
+            and not self.quarantined
+        )
 
     @property
     def port_count(self) -> int:

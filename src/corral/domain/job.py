@@ -68,6 +68,7 @@ class Container:
     hard_constraints: dict[str, str] = field(default_factory=dict)
     soft_constraints: dict[str, str] = field(default_factory=dict)
     kill_grace_period_s: int = 10
+    read_only_root: bool = False  # a read-only root filesystem, with a small writable tmpfs at /tmp
 
 
 class RetryKind(StrEnum):
@@ -156,6 +157,8 @@ class Job:
     reason: FinishedReason | None = None
     reason_detail: str = ""
     history: tuple[JobEvent, ...] = ()
+    team: str = ""  # the submitting principal's team: who may change the job
+    submitted_by: str = ""  # the name of the token that submitted it
 
     @property
     def type(self) -> JobType:

@@ -43,6 +43,9 @@ class Task:
     kill_detail: str = ""
     disconnected_from: TaskState | None = None  # the state left for Disconnected
     history: tuple[TaskEvent, ...] = ()
+    # The job's user failures in a row when this task was created: the crash-loop backoff is derived
+    # from it and the failures since (corral.jobs.crash_loop), so it survives a master restart.
+    job_failure_streak: int = 0
 
     @property
     def is_finished(self) -> bool:

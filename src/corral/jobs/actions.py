@@ -15,6 +15,7 @@ class CreateTask:
     attempt: int = 0
     system_attempt: int = 0
     replaces: str | None = None
+    job_failure_streak: int = 0  # the job's user failures in a row (the crash-loop backoff)
 
 
 @dataclass(frozen=True, slots=True)

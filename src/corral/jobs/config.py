@@ -1,4 +1,5 @@
-"""The job manager's knobs: stuck-state timeouts and the system-error backoff."""
+"""The job manager's knobs: stuck-state timeouts, the system-error backoff, the crash-loop backoff and
+the cap on a job's not-yet-started tasks."""
 
 from __future__ import annotations
 
@@ -14,3 +15,7 @@ class JobManagerConfig:
     system_retry_initial_s: float = 1.0
     system_retry_max_s: float = 300.0
     service_stable_after_s: float = 60.0  # a service task up this long resets the failure streak
+    crash_loop_after: int = 3  # a job with this many user failures in a row is crash-looping (0: never)
+    crash_loop_initial_s: float = 5.0  # ... and its new tasks wait this long, doubling per further failure,
+    crash_loop_max_s: float = 300.0  # ... up to this
+    max_unstarted_tasks_per_job: int = 1000  # created but not yet Started, per job (0: no limit)

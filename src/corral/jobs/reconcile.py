@@ -2,18 +2,24 @@
 
 Level-triggered: the answer depends only on the job and its tasks as they are, so running it twice in
 a row gives the same actions, and a lost action is simply asked for again on the next pass.
+
+Two rules apply to every job's new tasks, whichever reconciler asks for them: a crash-looping job's new
+tasks wait out its backoff (``crash_loop``), and a job has at most ``max_unstarted_tasks_per_job`` tasks
+created but not yet Started; the rest are created as those start.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from corral.domain.job import Job
-from corral.domain.states import FinishedReason, JobState, TaskState
+from corral.domain.states import TASK_STATE_RANK, FinishedReason, JobState, TaskState
 from corral.domain.task import Task
-from corral.jobs.actions import Action, FinishJob, FinishTask, KillTask, Reconciliation
+from corral.jobs.actions import Action, CreateTask, FinishJob, FinishTask, KillTask, Reconciliation
 from corral.jobs.batch import reconcile_batch
 from corral.jobs.config import JobManagerConfig
+from corral.jobs.crash_loop import Streak, failure_streak, not_before
 from corral.jobs.service import reconcile_service
 from corral.jobs.task_machine import Ended, KillRequested, transition
 from corral.jobs.timeouts import deadline
@@ -47,7 +53,34 @@ def reconcile(job: Job, tasks: Sequence[Task], now: float, config: JobManagerCon
         actions.extend(reconcile_batch(job, job.descriptor.batch, current, now, config))
     else:
         actions.extend(reconcile_service(job, current, now, config))
+    if any(isinstance(a, CreateTask) for a in actions):
+        actions = _new_tasks(job, current, actions, now, config)
     return Reconciliation(tuple(actions), wake_at)
+
+
+_STARTED = TASK_STATE_RANK[TaskState.STARTED]
+
+
+def _new_tasks(
+    job: Job, tasks: Sequence[Task], actions: list[Action], now: float, config: JobManagerConfig
+) -> list[Action]:
+    """The job-wide rules for new tasks: the crash-loop backoff, then the cap on unstarted tasks."""
+    streak = Streak()
+    if config.crash_loop_after > 0:
+        streak = failure_streak(tasks, now, config, service=job.descriptor.service is not None)
+    floor = not_before(streak, now, config)
+    cap = config.max_unstarted_tasks_per_job
+    room = cap - sum(1 for t in tasks if t.is_live and t.rank < _STARTED) if cap > 0 else len(actions)
+    out: list[Action] = []
+    for action in actions:
+        if isinstance(action, CreateTask):
+            if room <= 0:
+                continue  # created once earlier tasks start: the job is reconciled again then
+            room -= 1
+            ready = action.ready_at if floor is None else max(action.ready_at, floor)
+            action = replace(action, ready_at=ready, job_failure_streak=streak.failures)
+        out.append(action)
+    return out
 
 
 def _apply(task: Task, action: KillTask | FinishTask, now: float) -> Task:

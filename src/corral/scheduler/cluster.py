@@ -47,6 +47,7 @@ class HostSpec:
     interfaces: int = 8
     addresses_per_interface: int = 30
     schedulable: bool = True
+    quarantined: bool = False  # not schedulable only because it is quarantined (for explanations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ class Cluster:
         self.has = np.zeros((R, capacity), dtype=np.float32)  # 1.0 where the host has the resource at all
         self.util = np.zeros((R, capacity), dtype=np.float32)  # share in use: has - free / total
         self.schedulable = np.zeros(capacity, dtype=bool)
+        self.quarantined = np.zeros(capacity, dtype=bool)  # quarantine alone keeps it unschedulable
         self.port_low = np.zeros(capacity, dtype=np.int64)
         self.port_high = np.full(capacity, -1, dtype=np.int64)
         self.ports_free = np.zeros(capacity, dtype=np.int64)
@@ -124,6 +126,7 @@ class Cluster:
         self.inv_total[:, h] = np.divide(1.0, total, out=np.zeros(R), where=total > 0)
         self._utilization(h)
         self.schedulable[h] = spec.schedulable
+        self.quarantined[h] = spec.quarantined and not spec.schedulable
         low, high = spec.port_range
         self.port_low[h], self.port_high[h] = low, high
         self.ports_free[h] = (high - low + 1) - len(self.used_ports.get(h, ()))
@@ -205,6 +208,7 @@ class Cluster:
         self.has = _resize(self.has, (R, new_cap), 0)
         self.util = _resize(self.util, (R, new_cap), 0)
         self.schedulable = _resize(self.schedulable, (new_cap,), False)
+        self.quarantined = _resize(self.quarantined, (new_cap,), False)
         self.port_low = _resize(self.port_low, (new_cap,), 0)
         self.port_high = _resize(self.port_high, (new_cap,), -1)
         self.ports_free = _resize(self.ports_free, (new_cap,), 0)
@@ -377,6 +381,7 @@ class Cluster:
         other.free = self.free.copy()
         other.util = self.util.copy()
         other.schedulable = self.schedulable
+        other.quarantined = self.quarantined
         other.port_low, other.port_high = self.port_low, self.port_high
         other.ports_free = self.ports_free.copy()
         other.task_count = self.task_count.copy()

@@ -45,6 +45,10 @@ def explain(ctx: ClassContext) -> tuple[PendingReason, str, dict[str, int]]:
             f"no schedulable host: {_hosts(count)} down, disabled, unhealthy or draining",
             rejections,
         )
+    if last == "host_quarantined":
+        verb = "is" if count == 1 else "are"
+        message = f"host quarantined: {_hosts(count)} {verb} quarantined after repeated system errors"
+        return PendingReason.QUARANTINED, message + tail, rejections
     if last == "resources":
         worst = max(shortages.items(), key=lambda kv: kv[1])[0] if shortages else "resources"
         if worst.endswith("_none"):

@@ -9,7 +9,9 @@ from enum import StrEnum
 
 class PendingReason(StrEnum):
     NOT_READY = "not_ready"  # waiting out a retry delay
+    CRASH_LOOP = "crash_loop"  # waiting out its job's crash-loop backoff
     NO_HOSTS = "no_hosts"  # no host is registered and schedulable
+    QUARANTINED = "quarantined"  # the only hosts left are quarantined after repeated system errors
     NO_CAPACITY = "no_capacity"  # hosts are too full (cpu, memory, disk, network, gpu)
     NO_PORTS = "no_ports"
     NO_NETWORK = "no_network"  # no interface and address for the task's security groups

@@ -27,15 +27,30 @@ def schedule(snapshot: Snapshot, profile: Profile, rng: np.random.Generator) -> 
     ready: list[PendingTask] = []
     for task in snapshot.tasks:
         if task.ready_at > snapshot.now:
-            wait = task.ready_at - snapshot.now
-            message = f"retry delay: ready in {wait:.1f}s"
-            iteration.pending.append(Pending(task.task_id, PendingReason.NOT_READY, message))
+            iteration.pending.append(_waiting(task, snapshot.now))
         else:
             ready.append(task)
     tiers = buckets_by_tier(snapshot, ready)
     for tier in TIER_ORDER:
         iteration.serve(tiers.get(tier, []), profile.for_tier(tier), profile.modes.get(tier) is Mode.PACK)
     return Plan(tuple(iteration.assignments), tuple(iteration.pending))
+
+
+def _waiting(task: PendingTask, now: float) -> Pending:
+    wait = task.ready_at - now
+    if task.backoff_s <= 0:
+        return Pending(task.task_id, PendingReason.NOT_READY, f"retry delay: ready in {wait:.1f}s")
+    message = (
+        f"job crash-looping: {task.job_failures} failures in a row; next attempt not before "
+        f"{clock_time(task.ready_at)} (backoff {task.backoff_s:g}s, {wait:.1f}s from now)"
+    )
+    return Pending(task.task_id, PendingReason.CRASH_LOOP, message)
+
+
+def clock_time(at: float) -> str:
+    """``at`` (seconds since the epoch) as a UTC time of day, worked out without a clock."""
+    seconds = int(at) % 86400
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d} UTC"
 
 
 class _Iteration:

@@ -33,6 +33,8 @@ class PendingTask:
     job_id: str
     ready_at: float = 0.0
     order: tuple[float, int] = (0.0, 0)  # within a job: (created_at, index)
+    backoff_s: float = 0.0  # > 0: ``ready_at`` is its job's crash-loop backoff ...
+    job_failures: int = 0  # ... after this many failures in a row
 
 
 @dataclass(frozen=True, slots=True)

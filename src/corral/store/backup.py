@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from sqlalchemy import Connection, func, select
 
+from corral.domain.auth import Team, Token
 from corral.domain.capacity import CapacityGroup
 from corral.domain.codec import from_builtins
 from corral.domain.job import Job
@@ -27,7 +28,7 @@ from corral.store.sql import SqlStore, open_store
 
 FORMAT = "corral-backup"
 FORMAT_VERSION = 1
-KINDS = ("job", "task", "group", "setting")
+KINDS = ("job", "task", "group", "setting", "team", "token")
 
 
 def _open(path: Path, mode: str, gz: bool | None = None) -> IO[str]:
@@ -57,6 +58,9 @@ def snapshot(store: SqlStore) -> Iterator[dict[str, Any]]:
             yield {"kind": "group", "body": json.loads(body)}
         for key, value in conn.execute(select(schema.settings.c.key, schema.settings.c.value)):
             yield {"kind": "setting", "key": key, "value": value}
+        for kind, table, key in (("team", schema.teams, "name"), ("token", schema.tokens, "id")):
+            for (body,) in conn.execute(select(table.c.body).order_by(table.c[key])):
+                yield {"kind": kind, "body": json.loads(body)}
         yield {"end": True, "counts": counts}
 
 
@@ -66,6 +70,8 @@ def _counts(conn: Connection) -> dict[str, int]:
         "task": schema.tasks,
         "group": schema.capacity_groups,
         "setting": schema.settings,
+        "team": schema.teams,
+        "token": schema.tokens,
     }
     return {
         kind: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
@@ -123,12 +129,14 @@ def restore(store: SqlStore, path: Path) -> dict[str, int]:
     """Load a backup into ``store``, which must be empty; all or nothing (one transaction)."""
     with store.engine.connect() as conn:
         present = _counts(conn)
-    if any(present[k] for k in ("job", "task", "group")):
+    if any(present[k] for k in ("job", "task", "group", "team", "token")):
         raise StoreError(f"restore needs an empty store; this one holds {present}")
     jobs: list[Job] = []
     tasks: list[Task] = []
     groups: list[CapacityGroup] = []
     settings: list[tuple[str, str]] = []
+    teams: list[Team] = []
+    tokens: list[Token] = []
     try:
         for record in read(path):
             kind = record["kind"]
@@ -138,12 +146,23 @@ def restore(store: SqlStore, path: Path) -> dict[str, int]:
                 tasks.append(from_builtins(record["body"], Task))
             elif kind == "group":
                 groups.append(from_builtins(record["body"], CapacityGroup))
+            elif kind == "team":
+                teams.append(from_builtins(record["body"], Team))
+            elif kind == "token":
+                tokens.append(from_builtins(record["body"], Token))
             else:
                 settings.append((record["key"], record["value"]))
     except (ValueError, KeyError) as e:
         raise StoreError(f"{path}: a record does not decode: {e}") from e
-    store.restore_records(jobs, tasks, groups, settings)
-    return {"job": len(jobs), "task": len(tasks), "group": len(groups), "setting": len(settings)}
+    store.restore_records(jobs, tasks, groups, settings, teams, tokens)
+    return {
+        "job": len(jobs),
+        "task": len(tasks),
+        "group": len(groups),
+        "setting": len(settings),
+        "team": len(teams),
+        "token": len(tokens),
+    }
 
 
 def verify(path: Path) -> dict[str, Any]:

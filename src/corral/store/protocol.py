@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from corral.domain.auth import Team, Token
 from corral.domain.capacity import CapacityGroup
 from corral.domain.job import Job
 from corral.domain.states import JobState, JobType, TaskState
@@ -86,6 +87,17 @@ class Store(Protocol):
     def load_settings(self) -> dict[str, str]: ...
 
     def put_setting(self, key: str, value: str) -> None: ...
+
+    def load_teams(self) -> list[Team]: ...
+
+    def put_team(self, team: Team) -> None: ...
+
+    def delete_team(self, name: str) -> None: ...
+
+    def load_tokens(self) -> list[Token]: ...
+
+    def put_token(self, token: Token) -> None:
+        """Insert or replace a token record (revoking is a put with ``revoked_at`` set)."""
 
     def lease(self) -> Lease:
         """Who leads, with which epoch, until when (and the database's clock now)."""

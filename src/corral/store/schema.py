@@ -95,6 +95,20 @@ leader = Table(
     Column("ttl_s", Float, nullable=False),
 )
 
+teams = Table(
+    "corral_teams",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("body", Text, nullable=False),
+)
+
+tokens = Table(
+    "corral_tokens",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("body", Text, nullable=False),  # the token's record: its digest, never the secret
+)
+
 CORRAL_TABLES = frozenset(t.name for t in metadata.sorted_tables)
 
 
@@ -117,5 +131,11 @@ def _v3(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3)
+def _v4(conn: Connection) -> None:
+    """Teams and API tokens (issue 7)."""
+    for table in (teams, tokens):
+        table.create(conn)
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2, _v3, _v4)
 LATEST_VERSION = len(MIGRATIONS)

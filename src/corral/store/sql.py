@@ -19,6 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from corral.domain.auth import Team, Token
 from corral.domain.capacity import CapacityGroup
 from corral.domain.codec import DecodeError, from_json, to_json
 from corral.domain.job import Job
@@ -222,6 +223,8 @@ class SqlStore:
         tasks: Sequence[Task],
         groups: Sequence[CapacityGroup],
         settings: Sequence[tuple[str, str]],
+        teams: Sequence[Team] = (),
+        tokens: Sequence[Token] = (),
     ) -> None:
         """Insert restored records in one transaction (the caller checked the store is empty)."""
         with self.engine.begin() as conn:
@@ -242,6 +245,10 @@ class SqlStore:
                 )
             for key, value in settings:
                 conn.execute(schema.settings.insert().values(key=key, value=value))
+            for team in teams:
+                conn.execute(schema.teams.insert().values(name=team.name, body=to_json(team).decode()))
+            for token in tokens:
+                conn.execute(schema.tokens.insert().values(id=token.id, body=to_json(token).decode()))
 
     # -- capacity groups and settings ------------------------------------------------------------
 
@@ -283,6 +290,42 @@ class SqlStore:
             conn.execute(
                 stmt.on_conflict_do_update(index_elements=[t.c.key], set_={"value": stmt.excluded.value})
             )
+
+    # -- teams and tokens --------------------------------------------------------------------------
+
+    def load_teams(self) -> list[Team]:
+        t = schema.teams
+        try:
+            rows = self._fetch(select(t.c.name, t.c.body).order_by(t.c.name))
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot load teams: {e}") from e
+        return _decode(rows, Team, "team")
+
+    def put_team(self, team: Team) -> None:
+        self._put_body(schema.teams, schema.teams.c.name, team.name, to_json(team).decode())
+
+    def delete_team(self, name: str) -> None:
+        t = schema.teams
+        with self.engine.begin() as conn:
+            self._fence(conn)
+            conn.execute(delete(t).where(t.c.name == name))
+
+    def load_tokens(self) -> list[Token]:
+        t = schema.tokens
+        try:
+            rows = self._fetch(select(t.c.id, t.c.body).order_by(t.c.id))
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot load tokens: {e}") from e
+        return _decode(rows, Token, "token")
+
+    def put_token(self, token: Token) -> None:
+        self._put_body(schema.tokens, schema.tokens.c.id, token.id, to_json(token).decode())
+
+    def _put_body(self, table: Any, key: Any, value: str, body: str) -> None:
+        with self.engine.begin() as conn:
+            self._fence(conn)
+            stmt = self._insert(table).values({key.name: value, "body": body})
+            conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_={"body": stmt.excluded.body}))
 
     def _fetch(self, stmt: Select[Any]) -> Sequence[Any]:
         with self.engine.connect() as conn:

@@ -84,8 +84,51 @@ function bar(used, total, label, options = {}) {
   return node;
 }
 
+// Signing in: the token goes into a same-site cookie, which the API accepts for reads only.
+const COOKIE = "corral_token";
+let signedOut = false;
+
+function signIn(message) {
+  if (signedOut) return;
+  signedOut = true;
+  const input = el("input", { type: "password", id: "token", placeholder: "crl_…", autocomplete: "off", size: "48" });
+  const form = el(
+    "form",
+    { class: "login" },
+    el("h1", {}, "Sign in"),
+    el("p", { class: "muted" }, message),
+    el("p", {}, "Paste an API token (", el("code", {}, "corral admin token create NAME --team TEAM"), ")."),
+    input,
+    " ",
+    el("button", { type: "submit" }, "Sign in"),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const secure = location.protocol === "https:" ? "; Secure" : "";
+    document.cookie = `${COOKIE}=${input.value.trim()}; path=/; SameSite=Strict${secure}`;
+    location.reload();
+  });
+  document.getElementById("view").replaceChildren(form);
+  input.focus();
+}
+
+function signOut() {
+  document.cookie = `${COOKIE}=; path=/; max-age=0; SameSite=Strict`;
+  location.reload();
+}
+
 async function get(path) {
   const response = await fetch(API + path, { headers: { Accept: "application/json" } });
+  if (response.status === 401) {
+    let message = "This master needs an API token.";
+    try {
+      message = (await response.json()).message || message;
+    } catch (_) {
+      /* not JSON */
+    }
+    signIn(message);
+    throw new Error(`GET ${path}: 401 ${message}`);
+  }
   if (!response.ok) {
     let detail = `${response.status} ${response.statusText}`;
     try {
@@ -141,7 +184,7 @@ views.fleet = (root) => {
         el("td", { class: "mono" }, h.id),
         el("td", {}, h.attributes.zone),
         el("td", {}, h.attributes.instance_type),
-        el("td", {}, badge(health(h)), h.health_detail ? el("div", { class: "muted" }, h.health_detail) : null),
+        el("td", {}, badge(health(h)), h.health_detail || h.quarantine_detail ? el("div", { class: "muted" }, h.health_detail || h.quarantine_detail) : null),
         el("td", { class: "num" }, h.tasks),
         RESOURCES.map(([field, , format]) =>
           el("td", {}, bar(h.allocated[field], h.resources[field], `${format(h.allocated[field])} / ${format(h.resources[field])}`)),
@@ -174,6 +217,7 @@ views.fleet = (root) => {
 function health(host) {
   if (host.state === "unreachable") return "unreachable";
   if (!host.healthy) return "unhealthy";
+  if (host.quarantined_until != null) return "quarantined";
   if (host.draining || !host.enabled) return "draining";
   return "healthy";
 }
@@ -465,7 +509,7 @@ function parseRoute() {
 
 async function refreshNow() {
   const view = current;
-  if (!view.refresh) return;
+  if (!view.refresh || signedOut) return;
   if (view.running) {
     view.again = true; // one more pass once this one ends
     return;
@@ -475,6 +519,7 @@ async function refreshNow() {
     await view.refresh();
     document.getElementById("view").querySelector(".error")?.remove();
   } catch (error) {
+    if (signedOut) return;
     const root = document.getElementById("view");
     let box = root.querySelector(".error");
     if (!box) root.prepend((box = el("div", { class: "error" })));
@@ -528,6 +573,12 @@ function connect() {
     schedule(); // catch up on what happened while disconnected
   };
   source.onerror = () => {
+    if (signedOut) {
+      source.close(); // no token: stop knocking until the user signs in
+      live.textContent = "signed out";
+      live.className = "live off";
+      return;
+    }
     live.textContent = "reconnecting";
     live.className = "live off"; // EventSource reconnects by itself
   };
@@ -562,6 +613,10 @@ async function showLeader() {
 // only the event stream, which is how the browser test proves the live updates work).
 const POLL_MS = Number(new URLSearchParams(location.search).get("poll") ?? 10000);
 window.addEventListener("hashchange", mount);
+document.getElementById("signout").addEventListener("click", (event) => {
+  event.preventDefault();
+  signOut();
+});
 if (POLL_MS > 0) setInterval(refreshNow, Math.max(1000, POLL_MS));
 mount();
 connect();

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from corral.scheduler.cluster import Bools
 from corral.scheduler.context import ClassContext
 from corral.scheduler.filters.capacity import fits_network, fits_ports, fits_resources
-from corral.scheduler.filters.host import available, static_constraint
+from corral.scheduler.filters.host import available, not_quarantined, static_constraint
 from corral.scheduler.filters.rules import exclusive_host, unique_host, zone_balance
 from corral.scheduler.rows import Rows
 
@@ -26,6 +26,9 @@ def pipeline(ctx: ClassContext) -> list[Filter]:
     filters = [Filter("host_unavailable", available)]
     for name, mask in ctx.static_masks.items():
         filters.append(Filter(f"constraint:{name}", static_constraint(mask)))
+    # After the job's own constraints, so "the hosts it may use are quarantined" is the reason given.
+    if ctx.cluster.quarantined.any():
+        filters.append(Filter("host_quarantined", not_quarantined))
     filters.append(Filter("constraint:exclusive_host", exclusive_host))
     if ctx.unique:
         filters.append(Filter("constraint:unique_host", unique_host))

@@ -22,3 +22,7 @@ class DockerConfig:
     registry: str = ""  # host:port whose /v2/ must answer for the host to be healthy (if set)
     runtime_limit_slack_s: float = 5.0  # the agent enforces a batch runtime limit this much after the master
     docker_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.pids_limit < 1:  # Docker reads 0 and -1 as "no limit": a fork bomb would reach the host
+            raise ValueError(f"pids_limit must be at least 1, not {self.pids_limit}")

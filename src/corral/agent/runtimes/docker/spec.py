@@ -1,5 +1,6 @@
 """How a launch becomes a container: Docker's semantics for entrypoint and command, the task's identity
-in the environment, its resources as limits, its ports, and the labels that tie it to the task."""
+in the environment, its resources as limits, its ports, the labels that tie it to the task, and the
+isolation every task gets (no privileges, private namespaces, no capabilities beyond a plain workload's)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,14 @@ from corral.agent.runtimes.docker.config import (
 from corral.domain.wire import LaunchSpec
 
 CPU_PERIOD_US = 100_000
+
+# Kubernetes' "restricted" profile: every capability dropped, only binding ports below 1024 added back.
+# Images that start as root and switch user (chown, setuid) need more and are not supported as such.
+CAPABILITIES = ("NET_BIND_SERVICE",)
+# setuid binaries and file capabilities cannot raise privileges; Docker's default seccomp profile
+# applies because no ``seccomp=`` option is ever given.
+SECURITY_OPTIONS = ("no-new-privileges:true",)
+TMP_MAX_MB = 64  # the writable /tmp of a read-only root (a tmpfs: counted in the task's memory)
 
 
 def container_name(task_id: str) -> str:
@@ -74,4 +83,24 @@ def create_kwargs(spec: LaunchSpec, config: DockerConfig) -> dict[str, Any]:
         "shm_size": f"{max(r.shm_mb, 1)}m",
         # The scheduler's host ports, each mapped to the same port number in the container.
         "ports": {f"{p}/tcp": p for p in spec.ports},
+        **isolation_kwargs(spec),
     }
+
+
+def isolation_kwargs(spec: LaunchSpec) -> dict[str, Any]:
+    """What keeps a task in its box: never the host's network, processes or IPC, no privileges."""
+    options: dict[str, Any] = {
+        "privileged": False,
+        "network_mode": "bridge",  # never the host's: control ports are firewalled off (agent/firewall.py)
+        # The PID namespace is private because PidMode stays empty ("host" is never set here); IPC is
+        # asked for by name, whatever the daemon's default-ipc-mode says.
+        "ipc_mode": "private",
+        "cap_drop": ["ALL"],
+        "cap_add": list(CAPABILITIES),
+        "security_opt": list(SECURITY_OPTIONS),
+    }
+    if spec.container.read_only_root:
+        size = min(TMP_MAX_MB, max(spec.container.resources.memory_mb, 1))
+        options["read_only"] = True
+        options["tmpfs"] = {"/tmp": f"rw,nosuid,nodev,size={size}m,mode=1777"}
+    return options
