@@ -82,7 +82,8 @@ fi
 cat <<EOT
 
 Corral is running at $URL (pid $(cat "$PIDFILE"), log $DATA/up.log).
-  web console:    $URL/
+  web console:    $URL/ (sign in with the admin token in $CORRAL_TOKEN_FILE)
+  API token:      $CORRAL_TOKEN_FILE (the CLI reads it from there; \`corral admin token create\` makes more)
   metrics:        $URL/metrics (master), http://127.0.0.1:$AGENT_METRICS_PORT/metrics (agent)
 Go on with:
   source $VENV/bin/activate && export CORRAL_MASTER=$URL

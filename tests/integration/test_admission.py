@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from httpx_sse import connect_sse
 
 from corral.agent.pool import FleetSpec
 from tests.support.cluster import Fleet, MasterProcess, wait_for
@@ -22,6 +23,18 @@ def token(master: MasterProcess, name: str, team: str, role: str = "user") -> ht
     r = master.http.post("/api/v1/admin/tokens", json={"name": name, "team": team, "role": role})
     assert r.status_code == 201, r.text
     return httpx.Client(base_url=master.url, headers={"Authorization": f"Bearer {r.json()['secret']}"})
+
+
+def snapshot_jobs(http: httpx.Client) -> set[str]:
+    """The jobs in the event stream's snapshot, as this caller sees it."""
+    jobs = set()
+    with connect_sse(http, "GET", "/api/v1/events") as source:
+        for sse in source.iter_sse():
+            if sse.event == "snapshot_end":
+                return jobs
+            if sse.event == "job":
+                jobs.add(sse.json()["id"])
+    raise AssertionError("the stream ended before its snapshot did")
 
 
 def test_the_pending_cap_refuses_new_work_and_loses_nothing_accepted(tmp_path: Path) -> None:
@@ -86,6 +99,8 @@ def test_team_quotas_and_team_scoped_reads(tmp_path: Path) -> None:
         assert alice.get(f"/api/v1/tasks/{task}").status_code == 200
         assert job in {j["id"] for j in alice.get("/api/v1/jobs").json()["items"]}
         assert master.http.get(f"/api/v1/jobs/{job}").status_code == 200
+        assert snapshot_jobs(bob) == set() and snapshot_jobs(alice) == {job}  # the event stream too
+        assert snapshot_jobs(master.http) == {job}
     except BaseException:
         print(master.log()[-20000:])
         raise

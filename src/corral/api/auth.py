@@ -36,7 +36,7 @@ def _secret(conn: HTTPConnection, method: str) -> str:
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
-    if method in READ_METHODS:
+    if conn.scope["type"] == "http" and method in READ_METHODS:  # never for a WebSocket
         return conn.cookies.get(COOKIE, "")
     return ""
 

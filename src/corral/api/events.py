@@ -36,8 +36,11 @@ async def events(
     snapshot: Annotated[bool, Query(description="begin with every active job and task")] = True,
 ) -> EventSourceResponse:
     state = master.state
+    scoped = master.config.read_scope == "team" and not principal.is_admin
 
     def visible(job_id: Any) -> bool:
+        if not scoped:
+            return True
         j = state.jobs.get(job_id) if isinstance(job_id, str) else None
         return j is not None and may_read(master, principal, j.team)
 

@@ -391,7 +391,9 @@ class DockerRuntime:
 
     async def housekeeping(self) -> None:
         for task_id in list(self._running):
-            running = self._running[task_id]
+            running = self._running.get(task_id)
+            if running is None:  # it ended (its die event came) while an earlier one was inspected
+                continue
             try:
                 state = (await self._call(self._inspect, running.container_id)).get("State", {})
             except NotFound:
