@@ -7,6 +7,7 @@ must still refuse the caller before looking at the body).
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -171,6 +172,7 @@ def test_a_team_member_changes_its_own_jobs_and_names_its_own_address(world: Wor
     with world.http("carol") as carol:  # alice's teammate
         r = carol.put(f"/api/v1/jobs/{world.job}/capacity", json={"min": 0, "desired": 3, "max": 4})
         assert r.status_code == 200, r.text
+        assert r.json()["history"][-1]["message"].endswith("by carol")  # who did it, for the record
         stranger = carol.post("/api/v1/jobs", json=batch_job(["true"]))  # team@example.com
         assert stranger.status_code == 403 and stranger.json()["code"] == "owner_not_in_team"
         assert stranger.json()["field"] == "owner.team_email"
@@ -178,6 +180,9 @@ def test_a_team_member_changes_its_own_jobs_and_names_its_own_address(world: Wor
         r = bob.post(f"/api/v1/tasks/{world.task}/kill")
         assert r.status_code == 403 and r.json()["code"] == "wrong_team"
         assert bob.get(f"/api/v1/jobs/{world.job}").status_code == 200  # reads are open by default
+    metrics = world.master.http.get("/metrics").text  # refusals are counted, by status and code
+    assert re.search(r'corral_api_refused_total\{code="wrong_team",status="403"\} [1-9]', metrics)
+    assert re.search(r'corral_api_refused_total\{code="unauthenticated",status="401"\} [1-9]', metrics)
     # An admin may do anything, to any team's job.
     assert world.master.http.post(f"/api/v1/hosts/{world.host}/drain").status_code == 200
     assert world.master.http.post(f"/api/v1/hosts/{world.host}/undrain").status_code == 200

@@ -133,7 +133,9 @@ def test_a_host_with_repeated_system_errors_is_quarantined_until_lifted(tmp_path
         assert host["quarantined_until"] > time.time() + 500
         overview = master.http.get("/api/v1/overview").json()
         assert overview["hosts"].get("quarantined") == 1, overview["hosts"]
-        assert 'corral_hosts{health="quarantined"} 1.0' in master.http.get("/metrics").text
+        metrics = master.http.get("/metrics").text
+        assert 'corral_hosts{health="quarantined"} 1.0' in metrics
+        assert "corral_host_quarantines_total 1.0" in metrics
         listing = corral(master, "host", "ls")
         assert listing.returncode == 0 and "quarantined" in listing.stdout, listing.stdout
         shown = corral(master, "host", "show", bad)

@@ -152,3 +152,13 @@ def test_killed_job_with_only_unplaced_tasks_finishes_in_one_pass() -> None:
 def test_a_finished_job_needs_nothing() -> None:
     done = finish_job(batch_job(size=2), R.NORMAL, "", 5.0)
     assert reconcile(done, [], 6.0, CFG).actions == ()
+
+
+def test_who_acted_is_written_into_the_history() -> None:
+    job = resize(service_job(2, min=1, max=5), Capacity(1, 3, 5), 9.0, by="alice")
+    assert job.history[-1].message == "resized to min 1 / desired 3 / max 5 by alice"
+    assert set_enabled(job, False, 10.0, by="bob").history[-1].message == "disabled by bob"
+    shrunk, kill = kill_task(job, task("a", S.STARTED, index=None), True, 11.0, by="carol")
+    assert kill.detail == "killed by carol (shrink)"
+    assert shrunk.history[-1].message == "task a killed, shrunk by carol"
+    assert kill_job(job, 12.0, "killed by dave").history[-1].message == "killed by dave"

@@ -55,6 +55,7 @@ def create_app(config: MasterConfig, on_fatal: Callable[[BaseException], None] |
         try:
             auth.authenticate(request)
         except CorralError as e:
+            errors.count_refusal(request, e)
             return JSONResponse(e.to_dict(), status_code=e.status, headers=e.headers() or None)
         return await call_next(request)
 

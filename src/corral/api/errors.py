@@ -50,9 +50,20 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
+REFUSALS = frozenset({401, 403, 429})
+
+
+def count_refusal(request: Request, exc: CorralError) -> None:
+    """Refusals (authentication, authorization, admission) are counted: a spike is someone to talk to."""
+    master = getattr(request.app.state, "master", None)
+    if exc.status in REFUSALS and master is not None:
+        master.metrics.refused.labels(str(exc.status), exc.code).inc()
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(CorralError)
-    async def corral_error(_: Request, exc: CorralError) -> JSONResponse:
+    async def corral_error(request: Request, exc: CorralError) -> JSONResponse:
+        count_refusal(request, exc)
         return JSONResponse(exc.to_dict(), status_code=exc.status, headers=exc.headers() or None)
 
     @app.exception_handler(RequestValidationError)

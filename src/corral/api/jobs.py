@@ -75,7 +75,7 @@ async def get_job(job_id: str, master: MasterDep, principal: PrincipalDep) -> di
 @router.post("/{job_id}/kill", summary="Kill a job and all its tasks")
 async def kill_job(job_id: str, master: MasterDep, principal: WriterDep) -> dict[str, Any]:
     check_job(principal, await _known(master, job_id))
-    job = master.jobs.kill_job(job_id)
+    job = master.jobs.kill_job(job_id, by=principal.name)
     await master.writer.flush()
     return job_view(master, job)
 
@@ -88,7 +88,7 @@ async def resize(
     check_job(principal, known)
     wanted = capacity.to_domain()
     master.admission.resize(principal, known, wanted)
-    job = master.jobs.resize(job_id, wanted)
+    job = master.jobs.resize(job_id, wanted, by=principal.name)
     await master.writer.flush()
     return job_view(master, job)
 
@@ -98,7 +98,7 @@ async def set_enabled(
     job_id: str, body: EnabledModel, master: MasterDep, principal: WriterDep
 ) -> dict[str, Any]:
     check_job(principal, await _known(master, job_id))
-    job = master.jobs.set_enabled(job_id, body.enabled)
+    job = master.jobs.set_enabled(job_id, body.enabled, by=principal.name)
     await master.writer.flush()
     return job_view(master, job)
 

@@ -72,7 +72,7 @@ async def kill_task(
     check_job(principal, await master.queries.get_job(task.job_id))
     if task.id not in master.state.tasks or task.is_finished:
         raise ConflictError("task_finished", f"task {task_id} has already finished")
-    killed = master.jobs.kill_task(task_id, shrink)
+    killed = master.jobs.kill_task(task_id, shrink, by=principal.name)
     await master.writer.flush()
     return task_view(master, killed)
 

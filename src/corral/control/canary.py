@@ -64,5 +64,5 @@ async def run_canary(
                 break
         if outcome == "timeout":
             log.warning("canary job %s did not finish within %.0fs", job.id, timeout_s)
-            jobs.kill_job(job.id)
+            jobs.kill_job(job.id, by="the canary")
         metrics.canary_runs.labels(outcome).inc()

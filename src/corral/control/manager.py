@@ -75,26 +75,26 @@ class JobManager:
         self.ledger.metrics.submitted.labels(job.type.value).inc()
         return job
 
-    def kill_job(self, job_id: str) -> Job:
-        job = commands.kill_job(self._job(job_id), self.clock())
+    def kill_job(self, job_id: str, by: str = "") -> Job:
+        job = commands.kill_job(self._job(job_id), self.clock(), f"killed by {by or 'user'}")
         self.ledger.set_job(job)
         return job
 
-    def resize(self, job_id: str, capacity: Capacity) -> Job:
-        job = commands.resize(self._job(job_id), capacity, self.clock())
+    def resize(self, job_id: str, capacity: Capacity, by: str = "") -> Job:
+        job = commands.resize(self._job(job_id), capacity, self.clock(), by)
         self.ledger.set_job(job)
         return job
 
-    def set_enabled(self, job_id: str, enabled: bool) -> Job:
-        job = commands.set_enabled(self._job(job_id), enabled, self.clock())
+    def set_enabled(self, job_id: str, enabled: bool, by: str = "") -> Job:
+        job = commands.set_enabled(self._job(job_id), enabled, self.clock(), by)
         self.ledger.set_job(job)
         return job
 
-    def kill_task(self, task_id: str, shrink: bool) -> Task:
+    def kill_task(self, task_id: str, shrink: bool, by: str = "") -> Task:
         task = self.state.tasks.get(task_id)
         if task is None:
             raise NotFoundError("task", task_id)
-        job, kill = commands.kill_task(self._job(task.job_id), task, shrink, self.clock())
+        job, kill = commands.kill_task(self._job(task.job_id), task, shrink, self.clock(), by)
         if job is not self.state.jobs[job.id]:
             self.ledger.set_job(job)
         killed = self.ledger.apply(task, kill) or task

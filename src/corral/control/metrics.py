@@ -60,4 +60,13 @@ class Metrics:
             buckets=SECONDS,
             registry=r,
         )
+        self.refused = Counter(
+            "corral_api_refused",
+            "API calls refused for who made them or how much they asked: 401, 403, 429, by code",
+            ["status", "code"],
+            registry=r,
+        )
+        self.quarantines = Counter(
+            "corral_host_quarantines", "Hosts quarantined for system errors", registry=r
+        )
         self.canary_runs = Counter("corral_canary_runs", "Canary jobs, by outcome", ["outcome"], registry=r)

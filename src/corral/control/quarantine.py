@@ -76,6 +76,7 @@ class HostQuarantine:
         detail = f"{len(errors)} system errors in {_duration(window)} (last: {task.reason})"
         self._errors.pop(host.id, None)
         self.quarantines += 1
+        self.ledger.metrics.quarantines.inc()
         until = now + self.config.host_quarantine_s
         self.ledger.set_host(replace(host, quarantined_until=until, quarantine_detail=detail))
         log.warning("host %s quarantined for %gs: %s", host.id, self.config.host_quarantine_s, detail)

@@ -27,21 +27,27 @@ def finish_job(job: Job, reason: FinishedReason, detail: str, now: float) -> Job
     return _record(done, now, f"{reason}: {detail}" if detail else str(reason))
 
 
-def resize(job: Job, capacity: Capacity, now: float) -> Job:
+def _by(who: str) -> str:
+    """`` by alice`` for the history, when the caller is known."""
+    return f" by {who}" if who else ""
+
+
+def resize(job: Job, capacity: Capacity, now: float, by: str = "") -> Job:
     spec = _service_spec(job, "resize")
     validate_capacity(capacity, "capacity")
-    message = f"resized to min {capacity.min} / desired {capacity.desired} / max {capacity.max}"
+    message = f"resized to min {capacity.min} / desired {capacity.desired} / max {capacity.max}{_by(by)}"
     return _with_service(job, replace(spec, capacity=capacity), now, message)
 
 
-def set_enabled(job: Job, enabled: bool, now: float) -> Job:
+def set_enabled(job: Job, enabled: bool, now: float, by: str = "") -> Job:
     spec = _service_spec(job, "enable or disable")
     if spec.enabled == enabled:
         return job
-    return _with_service(job, replace(spec, enabled=enabled), now, "enabled" if enabled else "disabled")
+    message = ("enabled" if enabled else "disabled") + _by(by)
+    return _with_service(job, replace(spec, enabled=enabled), now, message)
 
 
-def kill_task(job: Job, task: Task, shrink: bool, now: float) -> tuple[Job, KillRequested]:
+def kill_task(job: Job, task: Task, shrink: bool, now: float, by: str = "") -> tuple[Job, KillRequested]:
     """The job after a user kills ``task`` (smaller by one if ``shrink``), and the kill to apply to it.
 
     A killed task is replaced (service) or its index run again (batch) unless the job shrinks.
@@ -51,7 +57,8 @@ def kill_task(job: Job, task: Task, shrink: bool, now: float) -> tuple[Job, Kill
         raise ConflictError("task_finished", f"task {task.id} has already finished")
     if task.kill_reason is not None:
         raise ConflictError("task_being_killed", f"task {task.id} is already being killed")
-    kill = KillRequested(FinishedReason.KILLED, now, "killed by user" + (" (shrink)" if shrink else ""))
+    who = by or "user"
+    kill = KillRequested(FinishedReason.KILLED, now, f"killed by {who}" + (" (shrink)" if shrink else ""))
     if not shrink:
         return job, kill
     spec = _service_spec(job, "shrink")
@@ -61,7 +68,8 @@ def kill_task(job: Job, task: Task, shrink: bool, now: float) -> tuple[Job, Kill
             "below_min_capacity", f"shrinking would take desired {c.desired} below min {c.min}", "shrink"
         )
     smaller = replace(c, desired=c.desired - 1)
-    return _with_service(job, replace(spec, capacity=smaller), now, f"task {task.id} killed, shrunk"), kill
+    message = f"task {task.id} killed, shrunk{_by(by)}"
+    return _with_service(job, replace(spec, capacity=smaller), now, message), kill
 
 
 def _require_active(job: Job) -> None:
