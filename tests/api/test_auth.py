@@ -8,6 +8,7 @@ must still refuse the caller before looking at the body).
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets.sync.client as ws_client
+from httpx_sse import connect_sse
 from websockets.exceptions import InvalidStatus
 
 from corral.agent.pool import FleetSpec
@@ -244,3 +246,41 @@ def test_a_flood_from_one_principal_is_limited_while_others_schedule(world: Worl
         assert r.status_code == 201
     wait_for(lambda: world.master.tasks(r.json()["id"], ["Started"]), 10, what="alice's job started")
     assert time.monotonic() - t0 < 10
+
+
+def test_revoking_ends_the_connections_a_token_opened(world: World) -> None:
+    master = world.master
+    secret, token_id = make_token(master, "host-x", "agents", "agent")
+    fleet = Fleet(
+        master.url, FleetSpec(count=1, id_prefix="revokee", heartbeat_backoff_max_s=0.3, token=secret)
+    )
+    events: list[str] = []
+    ended = threading.Event()
+    viewer, viewer_id = make_token(master, "tail", "payments", "viewer")
+
+    def listen() -> None:
+        headers = {"Authorization": f"Bearer {viewer}"}
+        with (
+            httpx.Client(base_url=master.url, headers=headers, timeout=30) as http,
+            connect_sse(http, "GET", "/api/v1/events", params={"snapshot": "false"}) as source,
+        ):
+            for sse in source.iter_sse():
+                events.append(sse.event)
+        ended.set()
+
+    try:
+        fleet.wait_connected()
+        host = lambda: master.http.get("/api/v1/hosts/revokee-0000").json()  # noqa: E731
+        assert host()["state"] == "ready"
+        threading.Thread(target=listen, daemon=True).start()
+        wait_for(lambda: "snapshot_end" in events, 10, what="the viewer's stream open")
+        assert master.http.post(f"/api/v1/admin/tokens/{token_id}/revoke").status_code == 200
+        assert master.http.post(f"/api/v1/admin/tokens/{viewer_id}/revoke").status_code == 200
+        # The agent's session is closed at once and its reconnections are refused: the host goes away.
+        wait_for(lambda: host()["state"] != "ready", 10, what="the revoked agent disconnected")
+        time.sleep(1.0)  # several reconnection attempts at 0.3 s
+        assert host()["state"] != "ready"
+        assert "refused an agent connection" in master.log()
+        assert ended.wait(10), "the revoked viewer's event stream is still open"
+    finally:
+        fleet.close()

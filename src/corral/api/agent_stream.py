@@ -65,6 +65,7 @@ async def _receive(ws: WebSocket) -> Any:
 @router.websocket("/api/v1/agents/stream")
 async def agent_stream(ws: WebSocket) -> None:
     master: Master | None = getattr(ws.app.state, "master", None)
+    token_id = ""
     if master is not None and master.ready and master.config.auth_enabled:
         # Refused before the handshake completes: the client sees HTTP 403, and nothing else happens.
         try:
@@ -77,6 +78,7 @@ async def agent_stream(ws: WebSocket) -> None:
             log.warning("refused an agent connection with a %s token (%s)", principal.role, principal.name)
             await ws.close(code=1008, reason="only agent credentials may open the agent stream")
             return
+        token_id = principal.token_id
     await ws.accept()
     if master is None or not master.ready:
         # Agents follow the leader: say where it is (or that there is none yet: try again).
@@ -100,7 +102,7 @@ async def agent_stream(ws: WebSocket) -> None:
         await ws.close(code=1008, reason=f"{e.code}: {e.message}"[:120])
         return
     channel = WebSocketChannel(ws)
-    session: AgentSession = await master.hub.register(channel, first)
+    session: AgentSession = await master.hub.register(channel, first, token_id)
     pump = asyncio.get_running_loop().create_task(channel.pump())
     why = "connection closed"
     try:

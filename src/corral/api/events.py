@@ -7,6 +7,7 @@ may see a record twice (once in the snapshot, once as an update) but never miss 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -21,6 +22,9 @@ from corral.domain.codec import to_builtins, to_json
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 MasterDep = Annotated[Master, Depends(master_of)]
+
+
+RECHECK_S = 2.0  # a quiet stream still notices a revoked token this soon
 
 
 def _sse(kind: str, data: Any) -> dict[str, str]:
@@ -71,7 +75,14 @@ async def events(
                 yield _sse("task", to_builtins(t))
             yield _sse("snapshot_end", {"jobs": len(jobs), "tasks": len(tasks)})
             while not await request.is_disconnected():
-                event = await subscription.get()
+                try:
+                    event = await asyncio.wait_for(subscription.get(), RECHECK_S)
+                except TimeoutError:
+                    event = None
+                if not master.auth.still_valid(principal.token_id):
+                    return  # the token was revoked (or expired): the stream ends with it
+                if event is None:
+                    continue
                 yield _sse(event.kind, event.data)
                 if event.kind == "overflow":
                     break

@@ -53,6 +53,7 @@ class AgentSession:
     connected_at: float
     last_seen: float
     open: bool = True
+    token_id: str = ""  # the credential it connected with: revoking it ends the session
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +98,7 @@ class AgentHub:
 
     # -- connection lifecycle -------------------------------------------------------------------
 
-    async def register(self, channel: AgentChannel, msg: wire.Register) -> AgentSession:
+    async def register(self, channel: AgentChannel, msg: wire.Register, token_id: str = "") -> AgentSession:
         # Look up, off the loop, what the store knows of tasks memory does not hold.
         unknown_ids = [r.task_id for r in msg.tasks if r.task_id not in self.state.tasks]
         finished_elsewhere = (
@@ -108,7 +109,7 @@ class AgentHub:
         if old is not None:
             old.open = False
             old.channel.close("replaced by a new connection from the same agent")
-        session = AgentSession(msg.agent_id, channel, now, now)
+        session = AgentSession(msg.agent_id, channel, now, now, token_id=token_id)
         self.sessions[msg.agent_id] = session
         self._awaiting.pop(msg.agent_id, None)
         previous = self.state.hosts.get(msg.agent_id)
@@ -154,6 +155,18 @@ class AgentHub:
             session.open = False
             session.channel.close(reason)
         self.sessions.clear()
+
+    def drop_credential(self, token_id: str) -> int:
+        """Close every session that connected with a credential that was just revoked."""
+        dropped = 0
+        for session in list(self.sessions.values()):
+            if token_id and session.token_id == token_id:
+                log.warning(
+                    "agent %s: its credential %s was revoked; closing its session", session.host_id, token_id
+                )
+                session.channel.close("the agent's credential was revoked")
+                dropped += 1
+        return dropped
 
     def disconnect(self, session: AgentSession, why: str) -> None:
         if not session.open:

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,6 +51,7 @@ class Authority:
         self.teams: dict[str, Team] = {t.name: t for t in teams}
         self.tokens: dict[str, Token] = {t.id: t for t in tokens}
         self._by_digest: dict[str, Token] = {t.digest: t for t in tokens}
+        self.on_revoke: list[Callable[[Token], object]] = []  # e.g. close the sessions it opened
 
     # -- authentication ---------------------------------------------------------------------------
 
@@ -105,7 +107,16 @@ class Authority:
         revoked = replace(token, revoked_at=self.clock())
         await asyncio.to_thread(self.store.put_token, revoked)
         self._remember(revoked)
+        for hook in self.on_revoke:
+            hook(revoked)
         return revoked
+
+    def still_valid(self, token_id: str) -> bool:
+        """For long-lived connections: whether the token they were opened with still works."""
+        if not token_id:  # authentication is off
+            return True
+        token = self.tokens.get(token_id)
+        return token is not None and token.usable(self.clock())
 
     def _remember(self, token: Token) -> None:
         self.tokens[token.id] = token

@@ -81,6 +81,7 @@ class Term:
         self.ops = Operations(self.ledger, store, self.scheduler)
         self.auth = Authority(store, clock, teams or [], tokens or [])
         self.admission = Admission(self.state, self.auth, config, clock)
+        self.auth.on_revoke.append(lambda token: self.hub.drop_credential(token.id))
         self.jobs.admit = self.ops.require_group
         self.state.groups.update((g.name, g) for g in groups)
         self.state.drained = drained_from_settings(settings)
