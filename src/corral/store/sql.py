@@ -239,41 +239,28 @@ class SqlStore:
                     conn.execute(schema.job_labels.insert(), labels)
             for task_chunk in _chunks(list(tasks), 5000):
                 conn.execute(schema.tasks.insert(), [_task_row(t) for t in task_chunk])
-            for group in groups:
-                conn.execute(
-                    schema.capacity_groups.insert().values(name=group.name, body=to_json(group).decode())
-                )
             for key, value in settings:
                 conn.execute(schema.settings.insert().values(key=key, value=value))
-            for team in teams:
-                conn.execute(schema.teams.insert().values(name=team.name, body=to_json(team).decode()))
-            for token in tokens:
-                conn.execute(schema.tokens.insert().values(id=token.id, body=to_json(token).decode()))
+            keyed: tuple[tuple[Any, Sequence[Any], str], ...] = (
+                (schema.capacity_groups, groups, "name"),
+                (schema.teams, teams, "name"),
+                (schema.tokens, tokens, "id"),
+            )
+            for table, records, key in keyed:
+                for record in records:
+                    values = {key: getattr(record, key), "body": to_json(record).decode()}
+                    conn.execute(table.insert().values(values))
 
-    # -- capacity groups and settings ------------------------------------------------------------
+    # -- capacity groups, settings, teams and tokens: small tables of (key, JSON body) rows ----------
 
     def load_groups(self) -> list[CapacityGroup]:
-        g = schema.capacity_groups
-        try:
-            rows = self._fetch(select(g.c.name, g.c.body).order_by(g.c.name))
-        except SQLAlchemyError as e:
-            raise StoreError(f"cannot load capacity groups: {e}") from e
-        return _decode(rows, CapacityGroup, "capacity group")
+        return self._load_bodies(schema.capacity_groups.c.name, CapacityGroup, "capacity group")
 
     def put_group(self, group: CapacityGroup) -> None:
-        g = schema.capacity_groups
-        with self.engine.begin() as conn:
-            self._fence(conn)
-            stmt = self._insert(g).values(name=group.name, body=to_json(group).decode())
-            conn.execute(
-                stmt.on_conflict_do_update(index_elements=[g.c.name], set_={"body": stmt.excluded.body})
-            )
+        self._put_body(schema.capacity_groups.c.name, group.name, to_json(group).decode())
 
     def delete_group(self, name: str) -> None:
-        g = schema.capacity_groups
-        with self.engine.begin() as conn:
-            self._fence(conn)
-            conn.execute(delete(g).where(g.c.name == name))
+        self._delete_body(schema.capacity_groups.c.name, name)
 
     def load_settings(self) -> dict[str, str]:
         t = schema.settings
@@ -291,41 +278,40 @@ class SqlStore:
                 stmt.on_conflict_do_update(index_elements=[t.c.key], set_={"value": stmt.excluded.value})
             )
 
-    # -- teams and tokens --------------------------------------------------------------------------
-
     def load_teams(self) -> list[Team]:
-        t = schema.teams
-        try:
-            rows = self._fetch(select(t.c.name, t.c.body).order_by(t.c.name))
-        except SQLAlchemyError as e:
-            raise StoreError(f"cannot load teams: {e}") from e
-        return _decode(rows, Team, "team")
+        return self._load_bodies(schema.teams.c.name, Team, "team")
 
     def put_team(self, team: Team) -> None:
-        self._put_body(schema.teams, schema.teams.c.name, team.name, to_json(team).decode())
+        self._put_body(schema.teams.c.name, team.name, to_json(team).decode())
 
     def delete_team(self, name: str) -> None:
-        t = schema.teams
-        with self.engine.begin() as conn:
-            self._fence(conn)
-            conn.execute(delete(t).where(t.c.name == name))
+        self._delete_body(schema.teams.c.name, name)
 
     def load_tokens(self) -> list[Token]:
-        t = schema.tokens
-        try:
-            rows = self._fetch(select(t.c.id, t.c.body).order_by(t.c.id))
-        except SQLAlchemyError as e:
-            raise StoreError(f"cannot load tokens: {e}") from e
-        return _decode(rows, Token, "token")
+        return self._load_bodies(schema.tokens.c.id, Token, "token")
 
     def put_token(self, token: Token) -> None:
-        self._put_body(schema.tokens, schema.tokens.c.id, token.id, to_json(token).decode())
+        self._put_body(schema.tokens.c.id, token.id, to_json(token).decode())
 
-    def _put_body(self, table: Any, key: Any, value: str, body: str) -> None:
+    def _load_bodies(self, key: Any, kind: type[T], what: str) -> list[T]:
+        """Every row of ``key``'s table, in key order, decoded (StoreError if one does not decode)."""
+        try:
+            rows = self._fetch(select(key, key.table.c.body).order_by(key))
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot load {what}s: {e}") from e
+        return _decode(rows, kind, what)
+
+    def _put_body(self, key: Any, value: str, body: str) -> None:
+        table = key.table
         with self.engine.begin() as conn:
             self._fence(conn)
             stmt = self._insert(table).values({key.name: value, "body": body})
             conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_={"body": stmt.excluded.body}))
+
+    def _delete_body(self, key: Any, value: str) -> None:
+        with self.engine.begin() as conn:
+            self._fence(conn)
+            conn.execute(delete(key.table).where(key == value))
 
     def _fetch(self, stmt: Select[Any]) -> Sequence[Any]:
         with self.engine.connect() as conn:
