@@ -1,6 +1,7 @@
-"""The pure core (domain, jobs, scheduler) imports no clock, randomness, I/O or network.
+"""The pure core (domain, jobs, scheduler, fleet) imports no clock, randomness, I/O or network.
 
-Complements the import-linter contracts in pyproject.toml, which cannot see the standard library.
+Complements the import-linter contracts in pyproject.toml: this check also sees ``__import__`` calls and
+covers the standard library modules the contracts do not list (os, socket, threading, ...).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "corral"
-PURE = ("domain", "jobs", "scheduler")
+PURE = ("domain", "jobs", "scheduler", "fleet")
 FORBIDDEN = frozenset(
     {
         "asyncio",
@@ -31,6 +32,9 @@ FORBIDDEN = frozenset(
         "fastapi",
         "starlette",
         "uvicorn",
+        "psycopg",
+        "psycopg2",
+        "prometheus_client",
     }
 )
 
@@ -74,6 +78,8 @@ def test_module_imports_nothing_impure(path: Path) -> None:
         "import sqlalchemy.orm as orm",
         "def f():\n    import random\n",
         "__import__('socket')",
+        "import psycopg",
+        "from prometheus_client import Counter",
     ],
 )
 def test_the_check_catches_impure_imports(source: str) -> None:

@@ -46,8 +46,9 @@ class World:
         return httpx.Client(base_url=self.master.url, timeout=30, headers=headers)
 
 
-def make_token(master: MasterProcess, name: str, team: str, role: str) -> tuple[str, str]:
-    r = master.http.post("/api/v1/admin/tokens", json={"name": name, "team": team, "role": role})
+def make_token(master: MasterProcess, name: str, team: str, role: str, **extra: str) -> tuple[str, str]:
+    body = {"name": name, "team": team, "role": role, **extra}
+    r = master.http.post("/api/v1/admin/tokens", json=body)
     assert r.status_code == 201, r.text
     return r.json()["secret"], r.json()["id"]
 
@@ -228,14 +229,16 @@ def test_a_flood_from_one_principal_is_limited_while_others_schedule(world: Worl
     codes: list[int] = []
     retry_after: set[str] = set()
     with world.http("mallory") as mallory:
+        t0 = time.monotonic()
         for _ in range(40):
             r = mallory.post("/api/v1/jobs", json=flood)
             codes.append(r.status_code)
             if r.status_code == 429:
                 assert r.json()["code"] == "rate_limited"
                 retry_after.add(r.headers["retry-after"])
+        took = time.monotonic() - t0  # a slow machine refills more tokens meanwhile, and is allowed more
     accepted = codes.count(201)
-    assert 5 <= accepted <= 8, codes  # the burst, plus what 1/s refilled meanwhile
+    assert 5 <= accepted <= 5 + int(took), (codes, took)  # the burst, plus what 1/s refilled meanwhile
     assert codes.count(429) == 40 - accepted and retry_after
     # Meanwhile another principal submits and runs as usual.
     t0 = time.monotonic()
@@ -250,7 +253,9 @@ def test_a_flood_from_one_principal_is_limited_while_others_schedule(world: Worl
 
 def test_revoking_ends_the_connections_a_token_opened(world: World) -> None:
     master = world.master
-    secret, token_id = make_token(master, "host-x", "agents", "agent")
+    # The host's own credential (a join token's sessions end too, but its host comes back with the
+    # credential minted for it: see tests/integration/test_host_identity.py).
+    secret, token_id = make_token(master, "host-x", "agents", "agent", host="revokee-0000")
     fleet = Fleet(
         master.url, FleetSpec(count=1, id_prefix="revokee", heartbeat_backoff_max_s=0.3, token=secret)
     )
@@ -277,10 +282,14 @@ def test_revoking_ends_the_connections_a_token_opened(world: World) -> None:
         assert master.http.post(f"/api/v1/admin/tokens/{token_id}/revoke").status_code == 200
         assert master.http.post(f"/api/v1/admin/tokens/{viewer_id}/revoke").status_code == 200
         # The agent's session is closed at once and its reconnections are refused: the host goes away.
+        refused = master.log().count("refused an agent connection")
         wait_for(lambda: host()["state"] != "ready", 10, what="the revoked agent disconnected")
-        time.sleep(1.0)  # several reconnection attempts at 0.3 s
+        wait_for(
+            lambda: master.log().count("refused an agent connection") >= refused + 3,
+            20,
+            what="several reconnection attempts (0.3 s apart at most) refused",
+        )
         assert host()["state"] != "ready"
-        assert "refused an agent connection" in master.log()
         assert ended.wait(10), "the revoked viewer's event stream is still open"
     finally:
         fleet.close()

@@ -61,3 +61,26 @@ def test_backup_restore_verify_from_sqlite_to_postgresql(tmp_path: Path) -> None
     broken.write_text('{"format": "something-else"}\n')
     refused = corral("verify", str(broken))
     assert refused.returncode == 1 and "not a Corral backup" in refused.stderr
+
+
+def test_check_finds_a_damaged_store_and_reseal_accepts_one_an_operator_checked(tmp_path: Path) -> None:
+    import sqlite3
+
+    data = tmp_path / "data"
+    master = MasterProcess(data).start()
+    job = master.submit(batch_job(["sleep", "100"], size=2))
+    healthy = corral("check", "--data-dir", str(data))
+    assert healthy.returncode == 0 and "1 active jobs" in healthy.stdout, healthy.stdout + healthy.stderr
+    refused = corral("reseal", "--data-dir", str(data), "--yes")
+    assert refused.returncode != 0  # a master leads this store: not now
+    master.stop()
+    with sqlite3.connect(data / "corral.db") as db:  # an operator finishes the job by hand, say
+        db.execute("DELETE FROM corral_tasks WHERE job_id = ?", (job["id"],))
+    damaged = corral("check", "--data-dir", str(data))
+    assert damaged.returncode == 1 and "corral_tasks" in damaged.stderr, damaged.stderr
+    sealed = corral("reseal", "--data-dir", str(data), "--yes")
+    assert sealed.returncode == 0, sealed.stderr
+    assert corral("check", "--data-dir", str(data)).returncode == 0
+    master.start()  # it leads on exactly what is there now
+    assert master.job(job["id"])["state"] == "Accepted"
+    master.close()

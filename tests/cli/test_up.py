@@ -45,8 +45,8 @@ def test_up_writes_and_prints_a_local_admin_token_and_its_agents_authenticate(tm
     proc, url = up(tmp_path)
     try:
         token_file = tmp_path / "data" / "admin.token"
-        wait_for(token_file.exists, 30, what="the admin token file")
-        token = token_file.read_text().strip()
+        # The file exists a moment before the token is in it: wait for the token.
+        token = wait_for(lambda: token_file.exists() and token_file.read_text().strip(), 30, what="the token")
         assert oct(token_file.stat().st_mode & 0o777) == "0o600"
         auth = {"Authorization": f"Bearer {token}"}
         wait_for(lambda: hosts(url, auth) == 2, 30, what="both agents registered with their credential")

@@ -9,6 +9,7 @@ import pytest
 from corral.control.admission import Admission, RateLimiter
 from corral.control.auth import Authority
 from corral.control.config import MasterConfig
+from corral.control.fenced import FencedStore
 from corral.control.state import ClusterState
 from corral.domain.auth import Principal, Role, Team
 from corral.domain.errors import Forbidden, Throttled
@@ -46,7 +47,7 @@ def test_a_token_bucket_allows_its_burst_then_its_rate() -> None:
 def admission(store: SqlStore, config: MasterConfig, teams: list[Team]) -> tuple[Admission, ClusterState]:
     state = ClusterState()
     clock = Clock()
-    return Admission(state, Authority(store, clock, teams, []), config, clock), state
+    return Admission(state, Authority(FencedStore(store, 0), clock, teams, []), config, clock), state
 
 
 def test_submissions_past_the_rate_are_refused_with_retry_after(store: SqlStore) -> None:

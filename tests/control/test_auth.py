@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from corral.control.auth import Authority, digest
+from corral.control.fenced import FencedStore
 from corral.domain.auth import Role, Team
 from corral.domain.errors import ConflictError, Unauthenticated, ValidationError
 from corral.store import SqlStore, schema
@@ -24,7 +25,7 @@ class Clock:
 
 
 def authority(store: SqlStore, clock: Clock) -> Authority:
-    return Authority(store, clock, store.load_teams(), store.load_tokens())
+    return Authority(FencedStore(store, 0), clock, store.load_teams(), store.load_tokens())
 
 
 def test_a_token_works_until_revoked_and_only_its_digest_is_stored(store: SqlStore) -> None:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from corral.control.bus import EventBus
+from corral.control.fenced import FencedStore
 from corral.control.ledger import Ledger
 from corral.control.memory import evict_finished
 from corral.control.state import ClusterState
@@ -23,7 +24,7 @@ def _run(store: SqlStore, scenario: Callable[[Ledger], Awaitable[None]]) -> None
     """Run ``scenario`` with a ledger whose writer writes through to ``store``."""
 
     async def main() -> None:
-        ledger = Ledger(ClusterState(), StoreWriter(store), EventBus())
+        ledger = Ledger(ClusterState(), StoreWriter(FencedStore(store, 0)), EventBus())
         async with running(ledger.writer):
             await scenario(ledger)
 

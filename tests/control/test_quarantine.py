@@ -10,6 +10,7 @@ import pytest
 
 from corral.control.bus import EventBus
 from corral.control.config import MasterConfig
+from corral.control.fenced import FencedStore
 from corral.control.ledger import Ledger
 from corral.control.overview import health_of
 from corral.control.quarantine import HostQuarantine
@@ -28,7 +29,7 @@ CONFIG = MasterConfig(host_quarantine_after=3, host_quarantine_window_s=60.0, ho
 
 
 def setup(store: SqlStore, hosts: int = 5, config: MasterConfig = CONFIG) -> HostQuarantine:
-    ledger = Ledger(ClusterState(), StoreWriter(store), EventBus())
+    ledger = Ledger(ClusterState(), StoreWriter(FencedStore(store, 0)), EventBus())
     for i in range(hosts):
         ledger.set_host(Host(f"h{i}", HOST))
     return HostQuarantine(ledger, config)

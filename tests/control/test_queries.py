@@ -40,7 +40,8 @@ def queries(store: SqlStore) -> Queries:
                 make_task("t03", "j02", index=1),
                 replace(make_task("t07", "j07", state=TaskState.FINISHED), reason_detail="stale"),
             ],
-        )
+        ),
+        epoch=0,
     )
     state = ClusterState()
     state.put_job(make_job("j02", state=JobState.KILL_INITIATED, owner="a@x.io"))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import fields, is_dataclass, replace
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import pytest
 
@@ -21,7 +23,16 @@ from corral.domain.job import (
     Security,
     ServiceSpec,
 )
-from corral.domain.validation import MAX_ENV_BYTES, validate_capacity, validate_descriptor
+from corral.domain.validation import (
+    MAX_ENV_BYTES,
+    MAX_FIELD_NAME,
+    MAX_STRING_BYTES,
+    check_strings,
+    printable,
+    string_problem,
+    validate_capacity,
+    validate_descriptor,
+)
 from tests.domain.factories import container, descriptor, resources
 
 DIGEST = "sha256:" + "a" * 64
@@ -88,14 +99,18 @@ INVALID: dict[str, tuple[JobDescriptor, str, str]] = {
         "container.image.digest",
     ),
     "command too large": (
-        with_container(command=("x" * (64 * 1024 + 1),)),
+        with_container(command=("x" * (32 * 1024), "y" * (32 * 1024 + 1))),  # each string within bounds
         "command_too_large",
         "container.command",
     ),
-    "NUL in entrypoint": (with_container(entrypoint=("a\x00b",)), "invalid_command", "container.entrypoint"),
+    "NUL in entrypoint": (
+        with_container(entrypoint=("a\x00b",)),
+        "invalid_string",
+        "container.entrypoint[0]",
+    ),
     "env name": (with_container(env={"1X": "v"}), "invalid_env_name", "container.env.1X"),
     "reserved env": (with_container(env={"CORRAL_TASK": "v"}), "reserved_env", "container.env.CORRAL_TASK"),
-    "NUL in env": (with_container(env={"A": "\x00"}), "invalid_env_value", "container.env.A"),
+    "NUL in env": (with_container(env={"A": "\x00"}), "invalid_string", "container.env.A"),
     "env too large": (
         with_container(env={"A": "v" * (MAX_ENV_BYTES - 2)}),
         "env_too_large",
@@ -275,3 +290,180 @@ def test_capacity_check_names_the_given_prefix() -> None:
     with pytest.raises(ValidationError) as caught:
         validate_capacity(Capacity(2, 1, 3), "capacity")
     assert (caught.value.code, caught.value.field) == ("invalid_capacity", "capacity")
+
+
+# -- strings the store could not hold (issue 11, point 4) ----------------------------------------------
+
+SURROGATE = "\ud800"  # what JSON's "\ud800" decodes to: no UTF-8 form, so no store can write it
+
+
+def rich_descriptor() -> JobDescriptor:
+    """A valid descriptor with something in every optional part, so every string slot exists."""
+    return descriptor(
+        job_group=JobGroup("prod", "v2", "001"),
+        labels={"team": "core"},
+        container=container(
+            entrypoint=("sh",),
+            command=("-c", "echo hi"),
+            env={"MODE": "fast"},
+            security=Security(("default", "web"), role="reader"),
+            hard_constraints={"availability_zone": "zone-a"},
+            soft_constraints={"instance_type": "m5.large"},
+        ),
+    )
+
+
+def _poisoned_slots(value: Any, where: str, poison: str) -> Iterator[tuple[str, Any]]:
+    """(path, a copy of ``value`` with one string slot poisoned) for every slot its *type* declares: a str
+    field (optional or not), each kind of string collection, map keys — found from the type hints, not
+    from check_strings' walk, so a str field added to any descriptor dataclass shows up here by itself."""
+    hints = get_type_hints(type(value))
+    for f in fields(value):
+        path = f"{where}.{f.name}" if where else f.name
+        for slot, new in _slot_variants(hints[f.name], getattr(value, f.name), path, poison):
+            yield slot, replace(value, **{f.name: new})
+
+
+def _slot_variants(hint: Any, current: Any, path: str, poison: str) -> Iterator[tuple[str, Any]]:
+    args = [a for a in get_args(hint) if a is not type(None)]
+    if get_origin(hint) in (Union, UnionType) and len(args) == 1:  # X | None: as X, built if absent
+        inner = args[0]
+        if current is None and is_dataclass(inner):
+            current = inner()
+        yield from _slot_variants(inner, current, path, poison)
+    elif hint is str:
+        yield path, poison
+    elif get_origin(hint) is tuple and args[0] is str:
+        yield f"{path}[0]", (poison, *current[1:])
+    elif get_origin(hint) is dict and args == [str, str]:
+        yield f"{path}.k", {**current, "k": poison}
+        yield f"{path}.{printable(poison)}", {**current, poison: "v"}
+    elif is_dataclass(hint) and current is not None:
+        yield from _poisoned_slots(current, path, poison)
+
+
+SLOTS = list(_poisoned_slots(rich_descriptor(), "", SURROGATE))
+
+
+def test_the_slot_finder_reaches_every_kind_of_string() -> None:
+    found = {path for path, _ in SLOTS}
+    for expected in (
+        "owner.team_email",
+        "application",
+        "capacity_group",
+        "job_group.stack",
+        "job_group.sequence",
+        "labels.k",
+        "labels.\\ud800",
+        "container.image.name",
+        "container.image.tag",
+        "container.image.digest",
+        "container.entrypoint[0]",
+        "container.command[0]",
+        "container.env.k",
+        "container.env.\\ud800",
+        "container.security.security_groups[0]",
+        "container.security.role",
+        "container.hard_constraints.\\ud800",
+        "container.soft_constraints.k",
+    ):
+        assert expected in found
+    assert len(found) == len(SLOTS) >= 20
+
+
+def test_the_rich_descriptor_is_valid() -> None:
+    validate_descriptor(rich_descriptor())
+
+
+@pytest.mark.parametrize(("path", "d"), SLOTS, ids=[path for path, _ in SLOTS])
+def test_a_lone_surrogate_in_every_string_slot_of_a_descriptor_is_refused(
+    path: str, d: JobDescriptor
+) -> None:
+    assert rejection(d) == ("invalid_string", path)
+
+
+@pytest.mark.parametrize(
+    "poison",
+    ["a\x00b", "x" * (MAX_STRING_BYTES + 1), "é" * (MAX_STRING_BYTES // 2 + 1)],
+    ids=["nul", "long", "long-in-bytes"],
+)
+def test_nul_and_overlong_strings_are_refused_in_every_value_slot(poison: str) -> None:
+    for path, d in _poisoned_slots(rich_descriptor(), "", poison):
+        if path.endswith(printable(poison)):
+            continue  # a key: a different path; see the next test
+        assert rejection(d) == ("invalid_string", path), path
+
+
+def test_a_bad_key_is_named_printably_and_cut_short() -> None:
+    with pytest.raises(ValidationError) as caught:
+        check_strings({"labels": {"ok": "x", "k\x00" + "y" * 500: "v"}})
+    assert caught.value.code == "invalid_string"
+    field = caught.value.field
+    assert field is not None and field.startswith("labels.k\\x00yyy") and field.endswith("...")
+    assert len(field) <= len("labels.") + MAX_FIELD_NAME + 3
+    assert "NUL" in caught.value.message
+    field.encode("utf-8")  # whatever the key held, the error can be sent back as JSON
+
+
+def test_a_lone_surrogate_is_named_in_the_message_without_being_repeated() -> None:
+    with pytest.raises(ValidationError) as caught:
+        check_strings({"a": [{"b": "x" + SURROGATE}]})
+    assert (caught.value.code, caught.value.field) == ("invalid_string", "a[0].b")
+    assert "surrogate" in caught.value.message
+    caught.value.message.encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "plain",
+        "caf\u00e9 \u6771\u4eac \U0001f680",
+        "\ud83d\ude80".encode("utf-16", "surrogatepass").decode("utf-16"),
+        "x" * MAX_STRING_BYTES,
+        "\u00e9" * (MAX_STRING_BYTES // 2),
+    ],
+    ids=["empty", "ascii", "unicode", "surrogate-pair-joined", "at-the-limit", "at-the-limit-in-bytes"],
+)
+def test_good_strings_pass(text: str) -> None:
+    assert string_problem(text) is None
+    check_strings({"k": [text], text[:10] or "e": text})
+
+
+def test_the_walk_sees_dataclasses_maps_lists_and_tuples_and_ignores_the_rest() -> None:
+    check_strings({"n": 1, "f": 1.5, "b": True, "none": None, "t": ("a", 2), 3: ["b"]})
+    with pytest.raises(ValidationError) as caught:
+        check_strings({3: ["ok", ("fine", SURROGATE)]}, "body")
+    assert caught.value.field == "body.3[1][1]"
+    with pytest.raises(ValidationError) as caught:
+        check_strings(Security(("default",), role=SURROGATE))
+    assert caught.value.field == "role"
+
+
+@pytest.mark.parametrize(
+    ("d", "code", "field"),
+    [
+        (descriptor(application="app\n"), "invalid_application", "application"),
+        (descriptor(owner=Owner("team@example.com\n")), "invalid_email", "owner.team_email"),
+        (with_container(image=Image("busybox\n")), "invalid_image", "container.image.name"),
+        (with_container(env={"MODE\n": "x"}), "invalid_env_name", "container.env.MODE\n"),
+    ],
+    ids=["application", "email", "image", "env name"],
+)
+def test_a_trailing_newline_does_not_slip_past_a_pattern(d: JobDescriptor, code: str, field: str) -> None:
+    assert rejection(d) == (code, field)
+
+
+def test_a_deeply_nested_value_is_walked_without_recursion() -> None:
+    deep: Any = SURROGATE
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(ValidationError) as caught:
+        check_strings({"a": deep})
+    assert caught.value.field == "a" + "[0]" * 5000
+
+
+def test_keys_that_need_no_escaping_are_named_as_they_are() -> None:
+    with pytest.raises(ValidationError) as caught:
+        check_strings({"labels": {"a\\b 'c\"": SURROGATE}})
+    assert caught.value.field == "labels.a\\b 'c\""

@@ -133,3 +133,13 @@ def test_a_registration_that_cannot_be_true_is_refused(change: dict[str, object]
     with pytest.raises(ValidationError) as caught:
         wire.validate_register(dataclasses.replace(good, **change))  # type: ignore[arg-type]
     assert (caught.value.code, caught.value.field) == ("bad_register", field)
+
+
+def test_a_peer_message_with_a_string_the_store_cannot_hold_is_refused() -> None:
+    """An agent's strings reach the store (task details, attributes): a lone surrogate or NUL is refused."""
+    for bad in ("\ud800", "nul\x00"):
+        with pytest.raises(ValidationError) as refused:
+            wire.decode(
+                {"type": "status", "updates": [{"task_id": "t1", "state": "Finished", "detail": bad}]}
+            )
+        assert (refused.value.code, refused.value.field) == ("invalid_string", "status.updates[0].detail")

@@ -48,7 +48,8 @@ def browser() -> Iterator[Browser]:
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
+    page.set_default_timeout(TIMEOUT_MS)  # actions only: assertions wait 5 s unless told otherwise, and
+    expect.set_options(timeout=TIMEOUT_MS)  # containers starting on a loaded host can take most of that
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     # A 401 before signing in is expected (the browser logs the failed fetch); nothing else is.

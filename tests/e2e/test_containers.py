@@ -141,8 +141,10 @@ def test_an_agent_restarted_mid_run_re_adopts_its_containers(master: MasterProce
 
 def test_logs_follow_a_running_task(master: MasterProcess) -> None:
     with node(master.url, unique_host("e2e-logs")):
+        # 3 s of output, of which the stream must follow at least 0.5 s: that leaves 2.5 s for the test to
+        # see the task Started (it polls every 0.05 s) and open the stream.
         job = master.submit(
-            busybox(batch_job(["sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.5; done"]))
+            busybox(batch_job(["sh", "-c", "for i in 1 2 3; do echo line $i; sleep 1; done"]))
         )
         [task] = wait_for(lambda: master.tasks(job["id"], ["Started"]), 60, what="started")
         started = time.monotonic()
@@ -155,6 +157,11 @@ def test_logs_follow_a_running_task(master: MasterProcess) -> None:
         assert tail == "line 3\n"
         missing = master.http.get("/api/v1/tasks/nope/logs")
         assert (missing.status_code, missing.json()["code"]) == (404, "task_not_found")
+
+
+def pinned(spec: dict, host: str) -> dict:
+    spec["container"]["hard_constraints"] = {"host": host}
+    return spec
 
 
 def start_stranger(host: str, task_id: str) -> str:
@@ -189,8 +196,15 @@ def test_unknown_containers_follow_the_safety_rule(master: MasterProcess) -> Non
         with node(master.url, many):
             alerts = wait_for(lambda: master.http.get("/api/v1/status").json()["alerts"], 30, what="an alert")
             assert alerts[0]["host_id"] == many and len(alerts[0]["unknown_tasks"]) == 8
+            # Over the limit: nothing killed. A kill would have gone out with the alert; the orders the
+            # host takes after it (a pause, then a launch it must carry out) prove it was listening since.
             time.sleep(1.0)
-            assert len(containers(many, running_only=True)) == 8  # over the limit: nothing killed
+            after = master.submit(busybox(pinned(batch_job(["sleep", "600"]), many)))
+            wait_for(
+                lambda: master.tasks(after["id"], ["Started"]), 60, what="a task started after the alert"
+            )
+            running = {c["Names"][0] for c in containers(many, running_only=True)}
+            assert {f"/corral-{many}-ghost{i}" for i in range(8)} <= running
     finally:
         from tests.support.docker_node import remove_containers
 

@@ -6,7 +6,7 @@ import docker
 import pytest
 
 from tests.support.cluster import MasterProcess, free_port, wait_for
-from tests.support.docker_node import Registry, node, unique_host
+from tests.support.docker_node import Registry, containers, node, unique_host
 from tests.support.specs import batch_job
 
 pytestmark = pytest.mark.e2e
@@ -52,7 +52,8 @@ def test_an_image_pushed_to_the_registry_is_pulled_run_and_collected(
 
 def test_an_image_in_use_is_never_collected(master: MasterProcess, registry: Registry) -> None:
     ref = registry.push("corral/busy", f"v{free_port()}")
-    with node(master.url, unique_host("e2e-inuse"), image_gc_age_s=0.0):
+    host = unique_host("e2e-inuse")
+    with node(master.url, host, log_retention_s=0.5, image_gc_age_s=0.0):
         job = master.submit(job_with_image(ref, ["sleep", "100"]))
         wait_for(lambda: master.tasks(job["id"], ["Started"]), 60, what="started")
         host_images = wait_for(
@@ -63,11 +64,29 @@ def test_an_image_in_use_is_never_collected(master: MasterProcess, registry: Reg
             what="the host to report the image",
         )
         assert host_images
-        import time
 
-        time.sleep(2.0)  # several housekeeping passes with a zero GC age
+        # Proof that image collection ran while the image was in use, rather than a fixed wait: a
+        # housekeeping pass removes finished containers, then unused images. Two passes seen removing a
+        # container each mean the first one's image collection ran, and left this image alone.
+        def a_housekeeping_pass() -> None:
+            once = master.submit(job_with_image("corral/busybox:latest", ["true"]))  # never collected
+            master.wait_job_finished(once["id"], timeout=60)
+            [task] = master.tasks(once["id"])
+            wait_for(
+                lambda: all(f"/corral-{task['id']}" not in c["Names"] for c in containers(host)),
+                30,
+                what="housekeeping to remove a finished container",
+            )
+
+        a_housekeeping_pass()
+        a_housekeeping_pass()
         assert image_present(ref)
         master.http.post(f"/api/v1/jobs/{job['id']}/kill")
+    client = docker.from_env()  # the node removed its containers: the image is ours to remove
+    try:
+        client.images.remove(ref)
+    finally:
+        client.close()
 
 
 def test_an_unhealthy_host_gets_no_new_tasks_and_recovers(master: MasterProcess) -> None:

@@ -143,7 +143,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 agent.poll() is None
                 and any(h["id"] == host_id for h in master.http.get("/api/v1/hosts").json()["items"])
             ),
-            30,
+            60,  # a `corral agent` process starting: imports, then Docker, then registration
             what="the agent to register",
         )
         yield c

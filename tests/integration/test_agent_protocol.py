@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,21 +33,30 @@ def register_message(agent_id: str, tasks: list[dict[str, Any]]) -> dict[str, An
 
 
 async def register_and_listen(
-    url: str, agent_id: str, tasks: list[dict[str, Any]], seconds: float
+    url: str,
+    agent_id: str,
+    tasks: list[dict[str, Any]],
+    seconds: float,
+    until: Callable[[dict[str, Any]], bool] | None = None,
 ) -> list[dict]:
-    """Register as an agent reporting ``tasks`` and return every message the master sends for a while."""
+    """Register as an agent reporting ``tasks`` and return every message the master sends for a while
+    (or until a message satisfies ``until``)."""
     received: list[dict] = []
     async with connect(
         url.replace("http://", "ws://") + "/api/v1/agents/stream", additional_headers=AGENT
     ) as ws:
         await ws.send(json.dumps(register_message(agent_id, tasks)))
         deadline = time.monotonic() + seconds
+        beats = 0
         while (left := deadline - time.monotonic()) > 0:
-            try:
-                received.append(json.loads(await asyncio.wait_for(ws.recv(), left)))
+            try:  # heartbeats keep the session alive while the master has nothing to say
+                received.append(json.loads(await asyncio.wait_for(ws.recv(), min(left, 0.3))))
+                if until is not None and until(received[-1]):
+                    break
             except TimeoutError:
-                break
-            await ws.send(json.dumps({"type": "heartbeat", "seq": len(received)}))
+                pass
+            beats += 1
+            await ws.send(json.dumps({"type": "heartbeat", "seq": beats}))
     return received
 
 
@@ -74,17 +84,28 @@ def test_an_agent_that_stops_heartbeating_goes_unreachable_and_its_tasks_come_ba
         assert {t["id"] for t in master.tasks(job["id"])} == ids
 
 
+async def heartbeats(ws: Any) -> None:
+    seq = 0
+    while True:
+        await asyncio.sleep(0.3)
+        seq += 1
+        await ws.send(json.dumps({"type": "heartbeat", "seq": seq}))
+
+
 def test_a_few_unknown_tasks_are_killed_but_many_raise_an_alert_and_nothing_is_killed(tmp_path: Path) -> None:
     master = MasterProcess(tmp_path / "m").start()
     try:
         few = [{"task_id": f"ghost-{i}", "state": "Started"} for i in range(2)]
-        messages = asyncio.run(register_and_listen(master.url, "host-few", few, 1.5))
+        # Held until the new leader has settled (CORRAL_UNKNOWN_TASK_SETTLE_S), then killed: within budget.
+        messages = asyncio.run(
+            register_and_listen(master.url, "host-few", few, 20, until=lambda m: m["type"] == "kill")
+        )
         kills = [m for m in messages if m["type"] == "kill"]
         assert {k["task_id"] for m in kills for k in m["tasks"]} == {"ghost-0", "ghost-1"}
         assert master.http.get("/api/v1/status").json()["alerts"] == []
 
         many = [{"task_id": f"stranger-{i}", "state": "Started"} for i in range(12)]
-        messages = asyncio.run(register_and_listen(master.url, "host-many", many, 1.5))
+        messages = asyncio.run(register_and_listen(master.url, "host-many", many, 3.0))
         assert [
             m for m in messages if m["type"] == "kill"
         ] == []  # a master that lost its state kills nothing
@@ -161,11 +182,14 @@ def test_a_launch_lost_on_the_way_is_sent_again_not_counted_lost(tmp_path: Path)
             url = master.url.replace("http://", "ws://") + "/api/v1/agents/stream"
             async with connect(url, additional_headers=AGENT) as ws:
                 await ws.send(json.dumps(register_message("flaky", [])))
-                assert json.loads(await ws.recv())["type"] == "registered"
+                registered = json.loads(await ws.recv())
+                assert registered["type"] == "registered"
                 await asyncio.to_thread(master.submit, batch_job(["sleep", "100"], size=2))
                 first = json.loads(await asyncio.wait_for(ws.recv(), 10))
-            # The connection dropped before the agent started anything: it comes back knowing nothing.
-            async with connect(url, additional_headers=AGENT) as ws:
+            # The connection dropped before the agent started anything: it comes back knowing nothing
+            # (but with the credential the master minted for its host on the first registration).
+            own = {"Authorization": f"Bearer {registered['credential']}"}
+            async with connect(url, additional_headers=own) as ws:
                 await ws.send(json.dumps(register_message("flaky", [])))
                 assert json.loads(await ws.recv())["type"] == "registered"
                 again = json.loads(await asyncio.wait_for(ws.recv(), 10))
@@ -189,8 +213,12 @@ def test_an_operator_resolves_a_reconciliation_alert(tmp_path: Path) -> None:
             async with connect(url, additional_headers=AGENT) as ws:
                 await ws.send(json.dumps(register_message("orphans", many)))
                 assert json.loads(await ws.recv())["type"] == "registered"
+                beating = asyncio.create_task(heartbeats(ws))
+                # Held until the leader has settled, then judged: 9 > the budget of 5, so an alert.
                 alerts = await asyncio.to_thread(
-                    lambda: master.http.get("/api/v1/admin/alerts").json()["items"]
+                    wait_for,
+                    lambda: master.http.get("/api/v1/admin/alerts").json()["items"],
+                    what="the alert",
                 )
                 assert len(alerts) == 1
                 metrics = await asyncio.to_thread(lambda: master.http.get("/metrics").text)
@@ -205,7 +233,9 @@ def test_an_operator_resolves_a_reconciliation_alert(tmp_path: Path) -> None:
                     )
                 )
                 assert done.status_code == 200
-                return [json.loads(await asyncio.wait_for(ws.recv(), 10))]
+                kill = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                beating.cancel()
+                return [kill]
 
         [kill] = asyncio.run(scenario())
         assert kill["type"] == "kill" and {k["task_id"] for k in kill["tasks"]} == {

@@ -88,7 +88,7 @@ def test_the_titus_buckets_count_tasks_waiting_long(tmp_path: Path) -> None:
                history=(TaskEvent(now - 400, TaskState.ACCEPTED),))  # fmt: skip
     young = Task("t-young", "job1", 1, TaskState.ACCEPTED, now - 90, now - 90, now - 90,
                  history=(TaskEvent(now - 90, TaskState.ACCEPTED),))  # fmt: skip
-    store.write(WriteBatch([job], [old, young]))
+    store.write(WriteBatch([job], [old, young]), epoch=0)
     store.close()
     master = MasterProcess(data).start()  # no agents: both stay pending
     try:

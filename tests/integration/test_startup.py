@@ -17,7 +17,7 @@ def start_and_fail(data_dir: Path) -> str:
     master = MasterProcess(data_dir).start(wait=False)
     assert master.proc is not None
     code = master.proc.wait(30)
-    assert code != 0
+    assert code == 3, f"the master exited {code}, not 3 (store refused):\n{master.log()[-3000:]}"
     master.http.close()
     return master.log()
 
@@ -42,6 +42,16 @@ def test_an_unreadable_record_stops_the_master_and_nothing_is_lost(tmp_path: Pat
     assert f"job {job['id']} cannot be decoded" in log
     with sqlite3.connect(tmp_path / "corral.db") as db:  # the master wrote nothing over it
         assert db.execute("SELECT count(*) FROM corral_jobs").fetchone() == (1,)
+
+
+def test_a_dropped_table_stops_the_master(tmp_path: Path) -> None:
+    master = MasterProcess(tmp_path).start()
+    master.submit(batch_job(["sleep", "100"]))
+    master.close()
+    with sqlite3.connect(tmp_path / "corral.db") as db:
+        db.execute("DROP TABLE corral_tasks")
+    log = start_and_fail(tmp_path)
+    assert "corral_tasks" in log
 
 
 def test_tables_without_a_version_stop_the_master(tmp_path: Path) -> None:

@@ -14,18 +14,10 @@ from dataclasses import dataclass, field
 from corral.domain.errors import ConflictError, ValidationError
 from corral.domain.job import Capacity, Job
 from corral.domain.states import TASK_STATE_RANK, FinishedReason, JobState, TaskState
+from corral.domain.stimuli import Ended, HostLost, KillRequested, Placed, Reconnected, Reported, TaskStimulus
 from corral.domain.task import Task
 from corral.jobs import CreateTask, FinishJob, FinishTask, JobManagerConfig, KillTask, commands, reconcile
-from corral.jobs.task_machine import (
-    Ended,
-    HostLost,
-    KillRequested,
-    Placed,
-    Reconnected,
-    Reported,
-    TaskStimulus,
-    transition,
-)
+from corral.jobs.task_machine import transition
 
 S = TaskState
 HOSTS = ("h0", "h1", "h2")

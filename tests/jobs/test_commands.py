@@ -9,9 +9,9 @@ import pytest
 from corral.domain.errors import ConflictError, ValidationError
 from corral.domain.job import Capacity, Job
 from corral.domain.states import FinishedReason, JobState, TaskState
+from corral.domain.stimuli import KillRequested
 from corral.jobs import FinishJob, FinishTask, JobManagerConfig, KillTask, reconcile
 from corral.jobs.commands import finish_job, kill_job, kill_task, resize, set_enabled
-from corral.jobs.task_machine import KillRequested
 from tests.domain.factories import batch_job, finished, service_job, task
 
 R = FinishedReason

@@ -13,17 +13,9 @@ from hypothesis import strategies as st
 
 from corral.domain.job import RetryKind, RetryPolicy
 from corral.domain.states import FinishedReason, JobState, TaskState
+from corral.domain.stimuli import Ended, HostLost, KillRequested, Placed, Reconnected, Reported, TaskStimulus
 from corral.jobs import JobManagerConfig, reconcile
-from corral.jobs.task_machine import (
-    Ended,
-    HostLost,
-    KillRequested,
-    Placed,
-    Reconnected,
-    Reported,
-    TaskStimulus,
-    transition,
-)
+from corral.jobs.task_machine import transition
 from tests.domain.factories import batch_job, service_job, task
 from tests.jobs.simulator import Event, Sim
 

@@ -5,18 +5,9 @@ from __future__ import annotations
 import pytest
 
 from corral.domain.states import FinishedReason, TaskState
+from corral.domain.stimuli import Ended, HostLost, KillRequested, Placed, Reconnected, Reported, TaskStimulus
 from corral.domain.task import Task
-from corral.jobs.task_machine import (
-    HISTORY_LIMIT,
-    Ended,
-    HostLost,
-    KillRequested,
-    Placed,
-    Reconnected,
-    Reported,
-    TaskStimulus,
-    transition,
-)
+from corral.jobs.task_machine import HISTORY_LIMIT, transition
 from tests.domain.factories import task
 
 S = TaskState

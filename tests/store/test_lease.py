@@ -8,6 +8,11 @@ import pytest
 
 from corral.store import FencedError, SqlStore, WriteBatch, open_store
 from tests.store.factories import make_job
+from tests.support.cluster import wait_for
+
+# A lease short enough to wait out, long enough that what a test does while it is live (a query or two, a
+# few ms) has a margin far beyond 5x on a loaded machine. Where a test needs it to run out, it polls.
+TTL_S = 2.0
 
 
 def test_one_leader_at_a_time_and_epochs_go_up(store: SqlStore, database_url: str) -> None:
@@ -27,46 +32,56 @@ def test_one_leader_at_a_time_and_epochs_go_up(store: SqlStore, database_url: st
 
 
 def test_a_lease_that_runs_out_can_be_taken(store: SqlStore, database_url: str) -> None:
-    assert store.acquire_lease("a", "http://a", 0.3) == 1
-    other = open_store(database_url)
+    other = open_store(database_url)  # opened first: the live-lease check below runs right after acquiring
     try:
-        assert other.acquire_lease("b", "http://b", 5) is None
-        time.sleep(0.5)
-        assert other.acquire_lease("b", "http://b", 5) == 2
+        started = time.time()
+        assert store.acquire_lease("a", "http://a", TTL_S) == 1
+        assert other.acquire_lease("b", "http://b", 30) is None  # one query after a's: well inside its TTL
+        epoch = wait_for(
+            lambda: other.acquire_lease("b", "http://b", 30), timeout=10 * TTL_S, what="a's lease to run out"
+        )
+        assert epoch == 2
+        assert time.time() - started >= TTL_S  # not before a's lease ran out (both read the same clock)
     finally:
         other.close()
 
 
 def test_a_stale_leader_cannot_write(store: SqlStore, database_url: str) -> None:
-    store.epoch = store.acquire_lease("a", "http://a", 0.2)
-    store.write(WriteBatch(jobs=[make_job("before")]))
-    time.sleep(0.3)  # a pauses; its lease runs out; b takes over
     other = open_store(database_url)
     try:
-        other.epoch = other.acquire_lease("b", "http://b", 30)
-        assert other.epoch == 2
+        a = store.acquire_lease("a", "http://a", TTL_S)
+        assert a == 1
+        store.write(WriteBatch(jobs=[make_job("before")]), epoch=a)
+        # a pauses; its lease runs out; b takes over
+        b = wait_for(
+            lambda: other.acquire_lease("b", "http://b", 30), timeout=10 * TTL_S, what="a's lease to run out"
+        )
+        assert b == 2
         with pytest.raises(FencedError):
-            store.write(WriteBatch(jobs=[make_job("after")]))
+            store.write(WriteBatch(jobs=[make_job("after")]), epoch=a)
         with pytest.raises(FencedError):
-            store.put_setting("scheduler.mode.flex", "spread")
+            store.put_setting("scheduler.mode.flex", "spread", epoch=a)
+        assert store.get_job("before") is not None
         assert store.get_job("after") is None
-        other.write(WriteBatch(jobs=[make_job("by-b")]))  # the current leader writes as usual
+        other.write(WriteBatch(jobs=[make_job("by-b")]), epoch=b)  # the current leader writes as usual
         assert other.get_job("by-b") is not None
     finally:
         other.close()
 
 
 def test_a_leader_that_stops_renewing_can_be_replaced_early(store: SqlStore, database_url: str) -> None:
-    assert store.acquire_lease("a", "http://a", 3.0) == 1
+    ttl = 5.0  # overdue 2.5 s after its renewal, live until 5 s: the checks below have 2.5 s and need ms
     other = open_store(database_url)
     try:
+        assert store.acquire_lease("a", "http://a", ttl) == 1
         assert other.lease().overdue is False  # just renewed
-        time.sleep(1.7)  # more than half the TTL without a renewal: a missed renewal
-        lease = other.lease()
-        assert lease.live and lease.overdue
-        assert other.acquire_lease("b", "http://b", 3.0, take_from=5) is None  # only from the epoch it saw
-        assert other.acquire_lease("b", "http://b", 3.0, take_from=lease.epoch) == 2
-        assert other.acquire_lease("c", "http://c", 3.0, take_from=lease.epoch) is None  # one taker wins
-        assert store.renew_lease("a", 1, 3.0) is False  # and the old leader learns it at its next renewal
+        # More than half the TTL without a renewal: a missed renewal.
+        lease = wait_for(lambda: (seen := other.lease()).overdue and seen, timeout=5 * ttl, what="overdue")
+        assert lease.live
+        assert other.acquire_lease("b", "http://b", ttl, take_from=5) is None  # only from the epoch it saw
+        assert other.acquire_lease("b", "http://b", ttl, take_from=lease.epoch) == 2
+        assert other.acquire_lease("c", "http://c", ttl, take_from=lease.epoch) is None  # one taker wins
+        assert store.renew_lease("a", 1, ttl) is False  # and the old leader learns it at its next renewal
+        assert other.lease().holder == "b"
     finally:
         other.close()

@@ -41,9 +41,10 @@ def test_prune_deletes_old_finished_jobs_with_their_tasks_and_labels(
                 make_task("t-recent", "j-recent", state=TaskState.FINISHED, finished_at=RECENT),
                 make_task("t-active", "j-active", state=TaskState.STARTED, host_id="h", created_at=OLD),
             ],
-        )
+        ),
+        epoch=0,
     )
-    assert store.prune_finished(BEFORE) == 2
+    assert store.prune_finished(BEFORE, epoch=0) == 2
 
     assert store.get_job("j-old1") is None
     assert store.get_job("j-old2") is None
@@ -51,7 +52,7 @@ def test_prune_deletes_old_finished_jobs_with_their_tasks_and_labels(
     assert _task_ids(store) == {"t-recent", "t-active"}  # a pruned job's tasks go, however recent
     assert _label_job_ids(database_url) == {"j-recent", "j-active"}
     assert store.list_jobs(JobQuery(labels={"k": "1"})) == []
-    assert store.prune_finished(BEFORE) == 0  # nothing left to prune
+    assert store.prune_finished(BEFORE, epoch=0) == 0  # nothing left to prune
 
 
 def test_prune_deletes_superseded_old_tasks_of_active_jobs(store: SqlStore) -> None:
@@ -82,9 +83,10 @@ def test_prune_deletes_superseded_old_tasks_of_active_jobs(store: SqlStore) -> N
                     "s-2", "j-svc", index=None, state=TaskState.STARTED, host_id="h", resubmit_of="s-1"
                 ),
             ],
-        )
+        ),
+        epoch=0,
     )
-    assert store.prune_finished(BEFORE) == 0  # no job went
+    assert store.prune_finished(BEFORE, epoch=0) == 0  # no job went
 
     assert _task_ids(store) == {"b0-3", "b1-2", "s-2"}
     loaded = store.load_active()
@@ -111,11 +113,12 @@ def test_prune_keeps_the_newest_task_of_each_line_of_an_active_job(store: SqlSto
                     reason=FinishedReason.SCALED_DOWN,
                 ),
             ],
-        )
+        ),
+        epoch=0,
     )
-    assert store.prune_finished(BEFORE) == 0
+    assert store.prune_finished(BEFORE, epoch=0) == 0
     assert _task_ids(store) == {"b0", "b1", "s-1"}
 
 
 def test_prune_on_an_empty_store(store: SqlStore) -> None:
-    assert store.prune_finished(BEFORE) == 0
+    assert store.prune_finished(BEFORE, epoch=0) == 0

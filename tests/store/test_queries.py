@@ -34,8 +34,8 @@ TASKS = [
 @pytest.fixture
 def seeded(store: SqlStore) -> SqlStore:
     # Written in two batches and out of id order: queries must not depend on insertion order.
-    store.write(WriteBatch(JOBS[3:], TASKS[3:]))
-    store.write(WriteBatch(JOBS[:3], TASKS[:3]))
+    store.write(WriteBatch(JOBS[3:], TASKS[3:]), epoch=0)
+    store.write(WriteBatch(JOBS[:3], TASKS[:3]), epoch=0)
     return store
 
 

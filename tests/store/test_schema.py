@@ -7,6 +7,8 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy import Connection, inspect, select, text
 
+from corral.domain.codec import to_json
+from corral.domain.states import JobState, TaskState
 from corral.store import SqlStore, StoreError, WriteBatch, open_store, schema
 from tests.store.factories import make_job, make_task
 from tests.store.rawdb import raw
@@ -32,7 +34,7 @@ def test_open_on_empty_database_creates_schema_at_latest_version(store: SqlStore
 
 
 def test_reopening_is_idempotent_and_keeps_data(store: SqlStore, database_url: str) -> None:
-    store.write(WriteBatch([make_job("j1", labels={"k": "v"})], [make_task("t1", "j1")]))
+    store.write(WriteBatch([make_job("j1", labels={"k": "v"})], [make_task("t1", "j1")]), epoch=0)
     store.open()  # the same store, opened again
     again = open_store(database_url)  # and a second store on the same database
     try:
@@ -115,7 +117,7 @@ def test_version_zero_database_is_migrated_to_latest(database_url: str) -> None:
     try:
         assert opened.schema_version() == schema.LATEST_VERSION
         assert _tables(database_url) >= schema.CORRAL_TABLES
-        opened.write(WriteBatch([make_job("j1")], [make_task("t1", "j1")]))
+        opened.write(WriteBatch([make_job("j1")], [make_task("t1", "j1")]), epoch=0)
         assert opened.get_task("t1") == make_task("t1", "j1")
     finally:
         opened.close()
@@ -144,7 +146,7 @@ def test_every_migration_step_is_applied_in_order(database_url: str, monkeypatch
 
 @pytest.mark.parametrize("body", ["not json at all", '{"id": "j-bad"}', '{"id": 5, "descriptor": []}'])
 def test_undecodable_job_row_fails_load_naming_the_row(store: SqlStore, database_url: str, body: str) -> None:
-    store.write(WriteBatch([make_job("j-good")]))
+    store.write(WriteBatch([make_job("j-good")]), epoch=0)
     with raw(database_url) as conn:
         conn.execute(
             schema.jobs.insert().values(
@@ -166,7 +168,7 @@ def test_undecodable_job_row_fails_load_naming_the_row(store: SqlStore, database
 
 
 def test_undecodable_task_row_fails_load_naming_the_row(store: SqlStore, database_url: str) -> None:
-    store.write(WriteBatch([make_job("j1")], [make_task("t-good", "j1")]))
+    store.write(WriteBatch([make_job("j1")], [make_task("t-good", "j1")]), epoch=0)
     with raw(database_url) as conn:
         conn.execute(
             schema.tasks.insert().values(
@@ -203,3 +205,85 @@ def test_failed_migration_leaves_the_database_as_it_was(
         assert opened.schema_version() == schema.LATEST_VERSION
     finally:
         opened.close()
+
+
+def _columns(url: str, table: str) -> set[str]:
+    with raw(url) as conn:
+        return {c["name"] for c in inspect(conn).get_columns(table)}
+
+
+def test_a_version_4_store_is_migrated_and_loads(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 11's migration: the writing epoch per row, the integrity record computed from the rows already
+    there, idempotency keys. A store written by the previous release loads without an operator's help."""
+    with monkeypatch.context() as m:  # the previous release: migrations 1 to 4 only
+        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:4])
+        m.setattr(schema, "LATEST_VERSION", 4)
+        open_store(database_url).close()
+    assert _versions(database_url) == [4]
+    assert "epoch" not in _columns(database_url, "corral_tasks")  # the real version 4 shape
+    assert "corral_integrity" not in _tables(database_url)
+    rows = {
+        "corral_jobs": [("j1", "Accepted"), ("j2", "KillInitiated"), ("j3", "Finished")],
+        "corral_tasks": [("t1", "j1", "Started"), ("t2", "j1", "Finished"), ("t3", "j2", "KillInitiated"),
+                         ("t4", "j3", "Finished")],
+    }  # fmt: skip
+    with raw(database_url) as conn:  # as the version 4 code wrote them (no epoch column)
+        for ident, state in rows["corral_jobs"]:
+            job = make_job(ident, state=JobState(state))
+            conn.execute(
+                text(
+                    "INSERT INTO corral_jobs (id, state, job_type, owner, application, capacity_group, "
+                    "created_at, finished_at, body) VALUES (:id, :state, 'batch', 'o', 'a', 'default', 0, "
+                    ":finished_at, :body)"
+                ),
+                {"id": ident, "state": state, "finished_at": job.finished_at, "body": to_json(job).decode()},
+            )
+        for ident, job_id, state in rows["corral_tasks"]:
+            task = make_task(ident, job_id, state=TaskState(state))
+            conn.execute(
+                text(
+                    "INSERT INTO corral_tasks (id, job_id, state, created_at, body) "
+                    "VALUES (:id, :job_id, :state, 0, :body)"
+                ),
+                {"id": ident, "job_id": job_id, "state": state, "body": to_json(task).decode()},
+            )
+        conn.execute(text("UPDATE corral_leader SET epoch = 7"))
+    store = open_store(database_url)
+    try:
+        assert _versions(database_url) == [schema.LATEST_VERSION]
+        record = store.verify()
+        assert (record.generation, record.active_jobs, record.active_tasks, record.epoch) == (1, 2, 2, 7)
+        loaded = store.load_active()
+        assert sorted(j.id for j in loaded.jobs) == ["j1", "j2"]
+        assert sorted(t.id for t in loaded.tasks) == ["t1", "t2", "t3"]
+        with raw(database_url) as conn:
+            assert set(conn.execute(text("SELECT epoch FROM corral_tasks")).scalars()) == {0}
+        assert store.load_idempotency(0.0) == []
+        store.write(WriteBatch(tasks=[make_task("t1", "j1", state=TaskState.FINISHED)]), epoch=7)
+        assert store.verify().active_tasks == 1
+    finally:
+        store.close()
+    assert _columns(database_url, "corral_tasks") == {c.name for c in schema.tasks.columns}
+
+
+def test_a_store_is_not_migrated_under_a_running_master(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A master of the previous release would go on writing without maintaining the integrity record: a
+    newer master (a standby being upgraded first) must not migrate the store under it."""
+    with monkeypatch.context() as m:
+        m.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:4])
+        m.setattr(schema, "LATEST_VERSION", 4)
+        old = open_store(database_url)
+    try:
+        assert old.acquire_lease("old-master", "http://old", 30) == 1
+        with pytest.raises(
+            StoreError, match=r"at schema version 4 and a master leads it \(old-master at http"
+        ):
+            open_store(database_url)
+        assert _versions(database_url) == [4]  # untouched
+        old.release_lease("old-master", 1)
+    finally:
+        old.close()
+    open_store(database_url).close()
+    assert _versions(database_url) == [schema.LATEST_VERSION]

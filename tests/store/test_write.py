@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from corral.domain.states import JobState, TaskState
 from corral.domain.task import Task
 from corral.store import JobQuery, SqlStore, TaskQuery, WriteBatch, schema
+from corral.store.protocol import UnwritableRecord
 from tests.store.factories import make_job, make_task
 from tests.store.rawdb import raw
 
@@ -28,21 +29,21 @@ def test_write_then_read_back_every_field(store: SqlStore) -> None:
         attempt=2,
         resubmit_of="t0",
     )
-    store.write(WriteBatch([job], [task]))
+    store.write(WriteBatch([job], [task]), epoch=0)
     assert store.get_job("j1") == job
     assert store.get_task("t1") == task
 
 
 def test_empty_batch_writes_nothing(store: SqlStore, database_url: str) -> None:
-    store.write(WriteBatch())
+    store.write(WriteBatch(), epoch=0)
     assert _count(database_url, schema.jobs) == 0
 
 
 def test_second_write_of_same_id_updates_state_and_body(store: SqlStore, database_url: str) -> None:
-    store.write(WriteBatch([make_job("j1")], [make_task("t1", "j1")]))
+    store.write(WriteBatch([make_job("j1")], [make_task("t1", "j1")]), epoch=0)
     finished_job = make_job("j1", state=JobState.FINISHED, finished_at=9.0)
     started = make_task("t1", "j1", state=TaskState.STARTED, host_id="h2")
-    store.write(WriteBatch([finished_job], [started]))
+    store.write(WriteBatch([finished_job], [started]), epoch=0)
 
     assert store.get_job("j1") == finished_job
     assert store.get_task("t1") == started
@@ -56,9 +57,9 @@ def test_second_write_of_same_id_updates_state_and_body(store: SqlStore, databas
 
 
 def test_rewritten_job_labels_replace_the_old_ones(store: SqlStore) -> None:
-    store.write(WriteBatch([make_job("j1", labels={"env": "test", "old": "x"})]))
+    store.write(WriteBatch([make_job("j1", labels={"env": "test", "old": "x"})]), epoch=0)
     relabelled = make_job("j1", labels={"env": "prod", "new": "y"})
-    store.write(WriteBatch([relabelled]))
+    store.write(WriteBatch([relabelled]), epoch=0)
 
     assert store.list_jobs(JobQuery(labels={"env": "prod"})) == [relabelled]
     assert store.list_jobs(JobQuery(labels={"new": "y"})) == [relabelled]
@@ -67,14 +68,15 @@ def test_rewritten_job_labels_replace_the_old_ones(store: SqlStore) -> None:
 
 
 def test_failing_batch_leaves_nothing_half_written(store: SqlStore, database_url: str) -> None:
-    store.write(WriteBatch([make_job("j-old")], [make_task("t-old", "j-old")]))
+    store.write(WriteBatch([make_job("j-old")], [make_task("t-old", "j-old")]), epoch=0)
     bad = replace(make_task("t-bad", "j-new"), job_id=None)  # type: ignore[arg-type]  # NOT NULL
     batch = WriteBatch(
         [make_job("j-new", labels={"k": "v"}), make_job("j-old", state=JobState.FINISHED)],
         [make_task("t-new", "j-new"), make_task("t-old", "j-old", state=TaskState.STARTED), bad],
     )
-    with pytest.raises(IntegrityError):
-        store.write(batch)
+    with pytest.raises(UnwritableRecord, match="the database refused a value") as refused:
+        store.write(batch, epoch=0)
+    assert isinstance(refused.value.__cause__, IntegrityError)
 
     assert store.get_job("j-new") is None
     assert store.get_task("t-new") is None
@@ -83,7 +85,7 @@ def test_failing_batch_leaves_nothing_half_written(store: SqlStore, database_url
     assert store.list_jobs(JobQuery(labels={"k": "v"})) == []
     assert _count(database_url, schema.job_labels) == 0
     # The store still takes the next batch.
-    store.write(WriteBatch([make_job("j-new")]))
+    store.write(WriteBatch([make_job("j-new")]), epoch=0)
     assert store.get_job("j-new") == make_job("j-new")
 
 
@@ -100,9 +102,9 @@ def test_load_active_returns_unfinished_jobs_and_all_their_tasks(store: SqlStore
                 make_task("t2", "j-accepted", index=1, state=TaskState.STARTED, host_id="h"),
                 make_task("t3", "j-killing", state=TaskState.KILL_INITIATED, host_id="h"),
                 make_task("t4", "j-done", state=TaskState.FINISHED),
-                make_task("t5", "j-missing"),  # a task whose job is not in the store at all
             ],
-        )
+        ),
+        epoch=0,
     )
     loaded = store.load_active()
     assert sorted(j.id for j in loaded.jobs) == ["j-accepted", "j-killing"]
@@ -113,7 +115,7 @@ def test_load_active_returns_unfinished_jobs_and_all_their_tasks(store: SqlStore
 def test_big_batch_is_written_whole(store: SqlStore) -> None:
     jobs = [make_job(f"j{i:04d}", labels={"n": str(i % 3)}) for i in range(600)]
     tasks = [make_task(f"t{i:04d}", f"j{i:04d}") for i in range(600)]
-    store.write(WriteBatch(jobs, tasks))
+    store.write(WriteBatch(jobs, tasks), epoch=0)
     loaded = store.load_active()
     assert len(loaded.jobs) == 600
     assert len(loaded.tasks) == 600
@@ -123,7 +125,7 @@ def test_big_batch_is_written_whole(store: SqlStore) -> None:
 def test_two_versions_of_a_job_in_one_batch_last_wins(store: SqlStore) -> None:
     first = make_job("j1", labels={"env": "test"})
     last = make_job("j1", state=JobState.KILL_INITIATED, labels={"env": "prod"})
-    store.write(WriteBatch([first, last]))
+    store.write(WriteBatch([first, last]), epoch=0)
     assert store.get_job("j1") == last
     assert store.list_jobs(JobQuery(labels={"env": "prod"})) == [last]
     assert store.list_jobs(JobQuery(labels={"env": "test"})) == []

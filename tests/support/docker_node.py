@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import subprocess
 import tempfile
 import threading
@@ -47,6 +48,8 @@ class DockerNode:
         self.thread.start()
         self.agent: Agent | None = None
         self.run: Any = None
+        # Its host credential outlives the agent, as on a real host: a restart presents it again.
+        self.state_dir = tempfile.mkdtemp(prefix=f"corral-node-{host_id}-")
         self.start()
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
@@ -64,6 +67,7 @@ class DockerNode:
                 host_status_s=0.3,
                 housekeeping_s=0.5,
                 token=AGENT_TOKEN,
+                credential_file=f"{self.state_dir}/{self.host_id}.credential",
             )
             self.agent = Agent(config, DockerRuntime(self.docker_config), metrics=self.metrics)
             self.run = self.loop.create_task(self.agent.run())
@@ -161,11 +165,15 @@ class Registry:
             self.proc.wait(10)
 
     def push(self, repository: str, tag: str) -> str:
-        """Push the test image as ``<registry>/<repository>:<tag>`` and drop the local copy."""
+        """Push the test image as ``<registry>/<repository>:<tag>`` and drop the local copy.
+
+        A label makes it an image of its own (its own id): an agent keeps an image that any container on
+        the Docker Engine uses, and the test image's id is in use wherever a test runs a container."""
         ref = f"{self.address}/{repository}:{tag}"
         client = docker.from_env()
         try:
-            client.images.get(IMAGE).tag(f"{self.address}/{repository}", tag=tag)
+            dockerfile = f"FROM {IMAGE}\nLABEL corral.test.image={repository}:{tag}\n".encode()
+            client.images.build(fileobj=io.BytesIO(dockerfile), tag=ref, rm=True)
             for _ in client.images.push(f"{self.address}/{repository}", tag=tag, stream=True, decode=True):
                 pass
             client.images.remove(ref)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import ssl
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -51,6 +53,9 @@ class AgentConfig:
     housekeeping_s: float = 60.0
     ping_interval_s: float = 10.0  # WebSocket pings: a master silent this long (twice) is given up
     token: str = ""  # the agent's credential (an agent-role token), sent as a bearer token
+    # Where the credential bound to this host is kept once the master mints it (a join token registers a
+    # host only until it has its own). Empty: kept in memory only, for the life of this Agent.
+    credential_file: str = ""
     ca_file: str = ""  # trust this CA for wss:// masters (default: the system's CAs)
 
     @property
@@ -73,6 +78,7 @@ def stream_url(master: str) -> str:
 
 
 NOT_LEADER_CLOSE = 4001
+REFUSED_CLOSES = (4403, 4409)  # a registration refused for host identity (4000 + the HTTP status)
 
 
 class Rejected(Exception):
@@ -108,6 +114,7 @@ class Agent:
         self._last_status: tuple[wire.Health | None, tuple[str, ...]] = (None, ())
         self._last_status_at = 0.0
         self.on_launch: Callable[[wire.LaunchSpec], None] | None = None  # benchmarks time launches here
+        self.token = _read_credential(config.credential_file) or config.token  # the host's own, if it has one
         self.metrics = metrics
         self._ordered_at: dict[str, float] = {}  # launch orders not yet Started (measured with metrics)
         if metrics is not None:
@@ -150,6 +157,12 @@ class Agent:
                     await self._session(ws)
                     attempt = 0  # a session that registered resets the backoff
             except ConnectionClosed as e:
+                refused = _refusal(e)
+                if refused:  # host identity: this id belongs to another credential, or ours to another id
+                    log.error(
+                        "agent %s: the master refused the registration: %s", self.config.agent_id, refused
+                    )
+                    attempt = max(attempt, 5)  # do not hammer it: an operator has to look
                 leader = _leader_hint(e)
                 if leader and leader != target:  # a standby said who leads: go there at once
                     log.info("agent %s: following the leader to %s", self.config.agent_id, leader)
@@ -157,6 +170,15 @@ class Agent:
                     continue
                 target = _next_master(masters, target)
             except InvalidStatus as e:
+                denied = e.response.status_code in (401, 403)
+                if denied and self.token != self.config.token and self.config.token:
+                    # The host's own credential was revoked (an operator re-bootstrapping it): join again.
+                    log.warning(
+                        "agent %s: its host credential was refused; joining again with the join token",
+                        self.config.agent_id,
+                    )
+                    self.token = self.config.token
+                    continue
                 # 401/403: our credential is wrong or revoked. Keep trying (an operator may fix it).
                 log.warning(
                     "agent %s: %s refused the connection (HTTP %d): check the agent token",
@@ -180,8 +202,20 @@ class Agent:
     def stopping(self) -> bool:
         return self._stopping
 
+    def _keep_credential(self, secret: str) -> None:
+        """The master minted a credential bound to this host: use it from now on, and keep it."""
+        self.token = secret
+        path = self.config.credential_file
+        if path:
+            _write_credential(path, secret)
+        log.info(
+            "agent %s: received its own host credential%s",
+            self.config.agent_id,
+            f" (kept in {path})" if path else "",
+        )
+
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def _tls(self, target: str) -> ssl.SSLContext | None:
         if not target.startswith("https://"):
@@ -208,6 +242,8 @@ class Agent:
         reply = wire.decode(msgspec.json.decode(await asyncio.wait_for(ws.recv(), 10)))
         if not isinstance(reply, wire.Registered):
             raise Rejected(f"expected registered, got {type(reply).__name__}")
+        if reply.credential:
+            self._keep_credential(reply.credential)
         self._ws = ws
         self._outgoing.clear()  # the registration carried the whole table
         self.registrations += 1
@@ -350,6 +386,34 @@ def _leader_hint(error: ConnectionClosed) -> str:
     if close is None or close.code != NOT_LEADER_CLOSE:
         return ""
     return close.reason.partition("not leader:")[2].strip()
+
+
+def _refusal(error: ConnectionClosed) -> str:
+    """Why the master refused the registration (host identity), or "" for any other close."""
+    close = error.rcvd
+    if close is None or close.code not in REFUSED_CLOSES:
+        return ""
+    return close.reason or f"close code {close.code}"
+
+
+def _read_credential(path: str) -> str:
+    if not path:
+        return ""
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
+def _write_credential(path: str, secret: str) -> None:
+    """Keep a credential readable by its owner only (written whole, then renamed into place)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(target.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    os.replace(temporary, target)
 
 
 def _next_master(masters: list[str], current: str) -> str:

@@ -47,6 +47,7 @@ def docker_agent(
     metrics: AgentMetrics | None = None,
     token: str = "",
     ca_file: str = "",
+    credential_file: str = "",
 ) -> Agent:
     host_id = agent_id or socket.gethostname()
     config = AgentConfig(
@@ -59,5 +60,6 @@ def docker_agent(
         housekeeping_s=30.0,
         token=token,
         ca_file=ca_file,
+        credential_file=credential_file,
     )
     return Agent(config, DockerRuntime(docker or DockerConfig(host_id)), metrics=metrics)

@@ -31,12 +31,14 @@ class FleetSpec:
     ping_interval_s: float = 10.0
     network_interfaces: int = 8
     addresses_per_interface: int = 30
-    token: str = ""  # the agents' credential
+    token: str = ""  # the agents' join credential
     ca_file: str = ""
+    state_dir: str = ""  # where each agent keeps the credential minted for its host ("": in memory)
 
     def config(self, index: int, master_url: str) -> AgentConfig:
+        agent_id = f"{self.id_prefix}-{index:04d}"
         return AgentConfig(
-            agent_id=f"{self.id_prefix}-{index:04d}",
+            agent_id=agent_id,
             master_url=master_url,
             resources=Resources(self.cpu, self.memory_mb, self.disk_mb, self.network_mbps, self.gpu),
             attributes=HostAttributes(
@@ -50,7 +52,13 @@ class FleetSpec:
             addresses_per_interface=self.addresses_per_interface,
             token=self.token,
             ca_file=self.ca_file,
+            credential_file=credential_path(self.state_dir, agent_id),
         )
+
+
+def credential_path(state_dir: str, agent_id: str) -> str:
+    """Where an agent keeps its host's credential under ``state_dir`` ("" when there is no state dir)."""
+    return f"{state_dir.rstrip('/')}/{agent_id}.credential" if state_dir else ""
 
 
 class AgentPool:

@@ -10,9 +10,10 @@ from typing import Any
 import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from corral.api.auth import identify
-from corral.control.agents import AgentSession
-from corral.control.master import Master
+from corral.api.auth import ANONYMOUS, identify
+from corral.api.deps import master_of
+from corral.control.service import RegistrationRefused
+from corral.control.sessions import AgentSession
 from corral.domain import wire
 from corral.domain.auth import Role
 from corral.domain.errors import CorralError, ValidationError
@@ -64,8 +65,8 @@ async def _receive(ws: WebSocket) -> Any:
 
 @router.websocket("/api/v1/agents/stream")
 async def agent_stream(ws: WebSocket) -> None:
-    master: Master | None = getattr(ws.app.state, "master", None)
-    token_id = ""
+    master = master_of(ws)
+    agent = ANONYMOUS  # when authentication is off
     if master is not None and master.ready and master.config.auth_enabled:
         # Refused before the handshake completes: the client sees HTTP 403, and nothing else happens.
         try:
@@ -78,7 +79,7 @@ async def agent_stream(ws: WebSocket) -> None:
             log.warning("refused an agent connection with a %s token (%s)", principal.role, principal.name)
             await ws.close(code=1008, reason="only agent credentials may open the agent stream")
             return
-        token_id = principal.token_id
+        agent = principal
     await ws.accept()
     if master is None or not master.ready:
         # Agents follow the leader: say where it is (or that there is none yet: try again).
@@ -102,7 +103,13 @@ async def agent_stream(ws: WebSocket) -> None:
         await ws.close(code=1008, reason=f"{e.code}: {e.message}"[:120])
         return
     channel = WebSocketChannel(ws)
-    session: AgentSession = await master.hub.register(channel, first, token_id)
+    service = master.service
+    try:
+        session: AgentSession = await service.agent_register(channel, first, agent)
+    except RegistrationRefused as e:
+        # Host identity: 4403 (a credential bound to another host), 4409 (the host is another's).
+        await ws.close(code=4000 + e.status, reason=f"{e.code}: {e.message}"[:120])
+        return
     pump = asyncio.get_running_loop().create_task(channel.pump())
     why = "connection closed"
     try:
@@ -112,13 +119,13 @@ async def agent_stream(ws: WebSocket) -> None:
             except ValidationError as e:
                 log.warning("agent %s: dropped a bad message: %s", session.host_id, e.message)
                 continue
-            master.hub.on_message(session, message)
+            service.agent_message(session, message)
     except WebSocketDisconnect:
         pass
     except Exception as e:  # the connection broke in some other way
         why = f"connection error: {e}"
     finally:
-        master.hub.disconnect(session, why)
+        service.agent_gone(session, why)
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await pump

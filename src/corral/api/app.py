@@ -15,11 +15,13 @@ from corral.api import (
     agent_stream,
     auth,
     console,
+    deps,
     errors,
     events,
     groups,
     hosts,
     jobs,
+    limits,
     metrics,
     security,
     tasks,
@@ -62,7 +64,7 @@ def create_app(config: MasterConfig, on_fatal: Callable[[BaseException], None] |
     @app.middleware("http")
     async def follow_the_leader(request: Request, call_next: Any) -> Any:
         """A standby sends API calls to the leader (307 keeps the method and the body)."""
-        master: Master | None = getattr(request.app.state, "master", None)
+        master = deps.master_of(request)
         path = request.url.path
         if (
             master is not None
@@ -78,6 +80,8 @@ def create_app(config: MasterConfig, on_fatal: Callable[[BaseException], None] |
             return RedirectResponse(target, status_code=307)
         return await call_next(request)
 
+    # Added last, so it runs first: an oversized or slow request is refused before anything reads it.
+    limits.install_limits(app, config.max_body_bytes, config.request_timeout_s)
     if config.read_scope not in ("all", "team"):
         raise ValueError(f"read_scope must be 'all' or 'team', not {config.read_scope!r}")
     for module in (jobs, tasks, hosts, groups, events, admin, security, metrics, agent_stream, console):

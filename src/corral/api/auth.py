@@ -18,10 +18,9 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.requests import HTTPConnection
 
-from corral.control.master import Master, NotLeader
+from corral.api.deps import leader_service, master_of
 from corral.domain.auth import ADMINS_TEAM, Principal, Role
 from corral.domain.errors import Forbidden, Unauthenticated
-from corral.domain.job import Job
 
 COOKIE = "corral_token"
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/", "/openapi.json", "/docs", "/redoc"})
@@ -41,21 +40,13 @@ def _secret(conn: HTTPConnection, method: str) -> str:
     return ""
 
 
-def _master(conn: HTTPConnection) -> Master:
-    master: Master | None = getattr(conn.app.state, "master", None)
-    if master is None or not master.ready:
-        leader = master.leader if master is not None else None
-        raise NotLeader(leader.url if leader is not None and leader.live else "")
-    return master
-
-
 def identify(conn: HTTPConnection) -> Principal:
     """The principal behind a connection's credential (Unauthenticated if there is none that works)."""
-    master = _master(conn)
-    if not master.config.auth_enabled:
+    service = leader_service(conn)
+    if not service.config.auth_enabled:
         return ANONYMOUS
     method = conn.scope.get("method", "GET")
-    return master.auth.authenticate(_secret(conn, method))
+    return service.authenticate(_secret(conn, method))
 
 
 def authenticate(conn: HTTPConnection) -> None:
@@ -63,7 +54,7 @@ def authenticate(conn: HTTPConnection) -> None:
     path = conn.url.path
     if conn.scope["type"] != "http" or path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
         return
-    master: Master | None = getattr(conn.app.state, "master", None)
+    master = master_of(conn)
     if path == "/api/v1/status" and (master is None or not master.ready):
         return  # a standby only says who leads; it holds no credentials to check against
     principal = identify(conn)
@@ -96,25 +87,6 @@ def require_admin(principal: PrincipalDep) -> Principal:
 
 WriterDep = Annotated[Principal, Depends(require_writer)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
-
-
-def check_job(principal: Principal, job: Job) -> None:
-    """A principal changes only its own team's jobs (admins: any)."""
-    if not principal.may_change(job.team):
-        owner = job.team or "no team"
-        raise Forbidden(
-            f"job {job.id} belongs to {owner}; {principal.name} is in team {principal.team!r}", "wrong_team"
-        )
-
-
-def may_read(master: Master, principal: Principal, team: str) -> bool:
-    """Whether a principal may see a job of ``team`` (always, unless reads are scoped to teams)."""
-    return master.config.read_scope != "team" or principal.is_admin or principal.team == team
-
-
-def check_read(master: Master, principal: Principal, job: Job) -> None:
-    if not may_read(master, principal, job.team):
-        raise Forbidden(f"job {job.id} belongs to another team and reads are scoped to teams", "wrong_team")
 
 
 _GUARDS: frozenset[Callable[..., Any]] = frozenset({require_writer, require_admin})

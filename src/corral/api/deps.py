@@ -1,15 +1,31 @@
-"""Request-scoped access to the master, refusing work while it does not lead."""
+"""Request-scoped access to the leader's front door (``control/service.py``), refusing work while this
+master does not lead (``NotLeader`` says where the leader is)."""
 
 from __future__ import annotations
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from corral.control.master import Master, NotLeader
+from corral.control.service import Service
 
 
-def master_of(request: Request) -> Master:
-    master: Master | None = getattr(request.app.state, "master", None)
-    if master is None or not master.ready:
-        leader = master.leader if master is not None else None
-        raise NotLeader(leader.url if leader is not None and leader.live else "")
+def master_of(conn: HTTPConnection) -> Master | None:
+    master: Master | None = getattr(conn.app.state, "master", None)
     return master
+
+
+def service_of(request: Request) -> Service:
+    return leader_service(request)
+
+
+def leader_service(conn: HTTPConnection) -> Service:
+    master = master_of(conn)
+    if master is None:
+        raise NotLeader("")
+    return master.service
+
+
+ServiceDep = Annotated[Service, Depends(service_of)]

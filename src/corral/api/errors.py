@@ -10,9 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from corral.control.writer import WriterFailed
+from corral.control.service import UNAVAILABLE
 from corral.domain.errors import CorralError
-from corral.store.protocol import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +83,11 @@ def install(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
 
-    @app.exception_handler(StoreError)
-    @app.exception_handler(WriterFailed)
     async def store_down(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(error_body("store_unavailable", str(exc)), status_code=503)
+
+    for kind in UNAVAILABLE:
+        app.add_exception_handler(kind, store_down)
 
     @app.exception_handler(Exception)
     async def internal(_: Request, exc: Exception) -> JSONResponse:

@@ -4,34 +4,48 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Header, Query, Response
 
-from corral.api.auth import PrincipalDep, WriterDep, check_job, check_read, may_read
-from corral.api.deps import master_of
+from corral.api.auth import PrincipalDep, WriterDep
+from corral.api.deps import ServiceDep
 from corral.api.models import CapacityModel, EnabledModel, JobSpec
-from corral.api.views import job_view
-from corral.control.master import Master
-from corral.domain.errors import ConflictError, ValidationError
-from corral.domain.job import Job
+from corral.api.responses import errors
+from corral.domain.errors import ValidationError
 from corral.domain.states import JobState, JobType
 from corral.store.protocol import JobQuery
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
-MasterDep = Annotated[Master, Depends(master_of)]
+RETRIED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "A retry: the job an earlier request with this Idempotency-Key made"}
+}
+IDEMPOTENCY_HELP = (
+    "any unique string per request (e.g. a UUID): a retry with the same key and body returns the job the "
+    "first request made (200) instead of making another; the same key with another body is refused (409)"
+)
 
 
-@router.post("", status_code=201, summary="Submit a job")
-async def submit(spec: JobSpec, master: MasterDep, principal: WriterDep) -> dict[str, Any]:
-    descriptor = spec.to_domain()
-    master.admission.submission(principal, descriptor)
-    job = master.jobs.submit(descriptor, team=principal.team, submitted_by=principal.name)
-    await master.writer.flush()  # acknowledged only once durable
-    return job_view(master, job)
+@router.post(
+    "",
+    status_code=201,
+    summary="Submit a job",
+    responses=errors(400, 409, 413, 429) | RETRIED,
+)
+async def submit(
+    spec: JobSpec,
+    service: ServiceDep,
+    principal: WriterDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(description=IDEMPOTENCY_HELP)] = None,
+) -> dict[str, Any]:
+    done = await service.submit(principal, spec.to_domain(), idempotency_key or "")
+    if not done.created:
+        response.status_code = 200
+    return done.job
 
 
-@router.get("", summary="List jobs (active and finished), in creation order")
+@router.get("", summary="List jobs (active and finished), in creation order", responses=errors(400))
 async def list_jobs(
-    master: MasterDep,
+    service: ServiceDep,
     principal: PrincipalDep,
     owner: str | None = None,
     application: str | None = None,
@@ -60,52 +74,35 @@ async def list_jobs(
         limit=limit,
         newest_first=order == "newest",
     )
-    page = await master.queries.list_jobs(query)
-    items = [job_view(master, j) for j in page.items if may_read(master, principal, j.team)]
-    return {"items": items, "next": page.next_after}
+    items, after_id = await service.list_jobs(principal, query)
+    return {"items": items, "next": after_id}
 
 
-@router.get("/{job_id}", summary="Get a job")
-async def get_job(job_id: str, master: MasterDep, principal: PrincipalDep) -> dict[str, Any]:
-    job = await master.queries.get_job(job_id)
-    check_read(master, principal, job)
-    return job_view(master, job)
+@router.get("/{job_id}", summary="Get a job", responses=errors(404))
+async def get_job(job_id: str, service: ServiceDep, principal: PrincipalDep) -> dict[str, Any]:
+    return await service.get_job(principal, job_id)
 
 
-@router.post("/{job_id}/kill", summary="Kill a job and all its tasks")
-async def kill_job(job_id: str, master: MasterDep, principal: WriterDep) -> dict[str, Any]:
-    check_job(principal, await _known(master, job_id))
-    job = master.jobs.kill_job(job_id, by=principal.name)
-    await master.writer.flush()
-    return job_view(master, job)
+@router.post("/{job_id}/kill", summary="Kill a job and all its tasks", responses=errors(404, 409))
+async def kill_job(job_id: str, service: ServiceDep, principal: WriterDep) -> dict[str, Any]:
+    return await service.kill_job(principal, job_id)
 
 
-@router.put("/{job_id}/capacity", summary="Resize a service job within its min and max")
+@router.put(
+    "/{job_id}/capacity",
+    summary="Resize a service job within its min and max",
+    responses=errors(400, 404, 409, 413, 429),
+)
 async def resize(
-    job_id: str, capacity: CapacityModel, master: MasterDep, principal: WriterDep
+    job_id: str, capacity: CapacityModel, service: ServiceDep, principal: WriterDep
 ) -> dict[str, Any]:
-    known = await _known(master, job_id)
-    check_job(principal, known)
-    wanted = capacity.to_domain()
-    master.admission.resize(principal, known, wanted)
-    job = master.jobs.resize(job_id, wanted, by=principal.name)
-    await master.writer.flush()
-    return job_view(master, job)
+    return await service.resize(principal, job_id, capacity.to_domain())
 
 
-@router.put("/{job_id}/enabled", summary="Enable or disable a service job")
+@router.put(
+    "/{job_id}/enabled", summary="Enable or disable a service job", responses=errors(400, 404, 409, 413)
+)
 async def set_enabled(
-    job_id: str, body: EnabledModel, master: MasterDep, principal: WriterDep
+    job_id: str, body: EnabledModel, service: ServiceDep, principal: WriterDep
 ) -> dict[str, Any]:
-    check_job(principal, await _known(master, job_id))
-    job = master.jobs.set_enabled(job_id, body.enabled, by=principal.name)
-    await master.writer.flush()
-    return job_view(master, job)
-
-
-async def _known(master: Master, job_id: str) -> Job:
-    """404 for a job that never existed; 409 for one that finished and left memory."""
-    job = await master.queries.get_job(job_id)
-    if job.id not in master.state.jobs:
-        raise ConflictError("job_finished", f"job {job_id} has already finished")
-    return job
+    return await service.set_enabled(principal, job_id, body.enabled)

@@ -1,91 +1,18 @@
-"""``/metrics``: Prometheus text — the master's event counters and histograms, and gauges computed from
-the leader's state at each scrape (tasks, jobs, hosts, allocation, the Titus pending buckets, alerts)."""
+"""``/metrics``: Prometheus text (what it holds: ``control/exporter.py``)."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterator
-
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
-from corral.control.master import Master
-from corral.control.overview import PENDING_BUCKETS_S, allocation, health_of, pending_ages
+from corral.api.deps import master_of
+from corral.control.exporter import CONTENT_TYPE_LATEST, scrape
 
 router = APIRouter(tags=["admin"])
 
 
-class MasterCollector(Collector):
-    def __init__(self, master: Master) -> None:
-        self.master = master
-
-    def collect(self) -> Iterator[Metric]:
-        m = self.master
-        leader = GaugeMetricFamily("corral_leader", "1 if this master leads", labels=["master"])
-        leader.add_metric([m.id], 1.0 if m.ready else 0.0)
-        yield leader
-        if not m.ready:
-            return
-        state, now = m.state, m.clock()
-        alerts = GaugeMetricFamily(
-            "corral_reconciliation_alerts",
-            "Reconciliation alerts waiting for an operator (nothing was killed)",
-        )
-        alerts.add_metric([], float(len(m.hub.alerts)))
-        yield alerts
-
-        tasks = GaugeMetricFamily("corral_tasks", "Tasks the leader holds, by state", labels=["state"])
-        for value, count in sorted(Counter(t.state.value for t in state.tasks.values()).items()):
-            tasks.add_metric([value], float(count))
-        yield tasks
-
-        waiting = GaugeMetricFamily(
-            "corral_tasks_pending_longer_than",
-            "Tasks waiting for a host longer than the threshold (the Titus buckets)",
-            labels=["seconds"],
-        )
-        ages, _later = pending_ages(state, now)
-        for threshold in PENDING_BUCKETS_S:
-            waiting.add_metric([str(threshold)], float(sum(1 for a in ages if a > threshold)))
-        yield waiting
-
-        jobs = GaugeMetricFamily(
-            "corral_jobs", "Jobs the leader holds, by type and state", labels=["type", "state"]
-        )
-        for (kind, value), count in sorted(
-            Counter((j.type.value, j.state.value) for j in state.jobs.values()).items()
-        ):
-            jobs.add_metric([kind, value], float(count))
-        yield jobs
-
-        hosts = GaugeMetricFamily("corral_hosts", "Hosts by health", labels=["health"])
-        for health, count in sorted(Counter(health_of(h) for h in state.hosts.values()).items()):
-            hosts.add_metric([health], float(count))
-        yield hosts
-
-        capacity = GaugeMetricFamily(
-            "corral_cluster_capacity", "Resources of reachable hosts", labels=["resource"]
-        )
-        allocated = GaugeMetricFamily(
-            "corral_cluster_allocated", "Resources tasks hold there", labels=["resource"]
-        )
-        for name, figures in allocation(state).items():
-            capacity.add_metric([name], figures.capacity)
-            allocated.add_metric([name], figures.allocated)
-        yield capacity
-        yield allocated
-
-        pending = GaugeMetricFamily("corral_tasks_pending", "Tasks waiting for a host (or their retry delay)")
-        pending.add_metric([], float(state.pending_count))
-        yield pending
-
-
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    master: Master = request.app.state.master
-    registry = CollectorRegistry()
-    registry.register(MasterCollector(master))
-    body = generate_latest(master.metrics.registry) + generate_latest(registry)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    master = master_of(request)
+    if master is None:
+        return Response(b"", media_type=CONTENT_TYPE_LATEST)
+    return Response(scrape(master), media_type=CONTENT_TYPE_LATEST)

@@ -4,17 +4,32 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from corral.domain.capacity import CapacityGroup, Tier
 from corral.domain.codec import from_builtins
 from corral.domain.job import Capacity, JobDescriptor
 from corral.domain.resources import Resources
+from corral.domain.validation import check_strings
 from corral.scheduler.profile import Mode
 
 
 class Strict(BaseModel):
+    """Every request body: no unknown fields, no NaN, and no string the store could not hold."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_strings(cls, data: Any) -> Any:
+        """Every string of the body, keys included, before anything else looks at it: a lone surrogate,
+        a NUL or an absurd length is a 400 ``invalid_string`` naming the field (ValidationError passes
+        through pydantic to the API's error handler), never a 500 or a write the store refuses.
+
+        The outermost model sees the whole body, so the path it names is the body's; nested models
+        look again at their part, which is cheap and finds nothing new."""
+        check_strings(data)
+        return data
 
 
 class OwnerModel(Strict):
@@ -173,4 +188,7 @@ class ModeModel(Strict):
 
 
 class ResolveModel(Strict):
-    action: Literal["kill", "keep"] = Field(description="kill the unknown tasks, or keep them running")
+    action: Literal["kill", "keep", "dismiss", "retry"] = Field(
+        description="unknown tasks: kill them, or keep them running; an impostor alert: dismiss; "
+        "a job set aside: retry it"
+    )

@@ -5,20 +5,19 @@ Only admins manage tokens and teams. A token's secret is in the answer to its cr
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from pydantic import Field
 
 from corral.api.auth import AdminDep, PrincipalDep
-from corral.api.deps import master_of
+from corral.api.deps import ServiceDep
 from corral.api.models import Strict
-from corral.control.master import Master
+from corral.api.responses import errors
 from corral.domain.auth import Role, Team, Token
 from corral.domain.codec import to_builtins
 
 router = APIRouter(tags=["security"])
-MasterDep = Annotated[Master, Depends(master_of)]
 
 
 class TokenRequest(Strict):
@@ -26,6 +25,9 @@ class TokenRequest(Strict):
     team: str = Field(description="the team it acts for (admin tokens: any name, e.g. admins)")
     role: Role = Role.USER
     ttl_s: float | None = Field(None, description="expires this many seconds after creation")
+    host: str = Field(
+        "", description="agent role only: the credential is bound to this host id and registers no other"
+    )
 
 
 class TeamBody(Strict):
@@ -45,7 +47,7 @@ def token_view(token: Token) -> dict[str, Any]:
     return data
 
 
-@router.get("/api/v1/whoami", summary="The principal behind the caller's token")
+@router.get("/api/v1/whoami", summary="The principal behind the caller's token", responses=errors())
 async def whoami(principal: PrincipalDep) -> dict[str, Any]:
     return {
         "token_id": principal.token_id,
@@ -56,33 +58,37 @@ async def whoami(principal: PrincipalDep) -> dict[str, Any]:
 
 
 @router.post(
-    "/api/v1/admin/tokens", status_code=201, summary="Create an API token (the secret is shown once)"
+    "/api/v1/admin/tokens",
+    status_code=201,
+    summary="Create an API token (the secret is shown once)",
+    responses=errors(400, 413),
 )
-async def create_token(body: TokenRequest, master: MasterDep, admin: AdminDep) -> dict[str, Any]:
-    secret, token = await master.auth.create_token(
-        body.name, body.team, body.role, body.ttl_s, created_by=admin.name
-    )
+async def create_token(body: TokenRequest, service: ServiceDep, admin: AdminDep) -> dict[str, Any]:
+    secret, token = await service.create_token(admin, body.name, body.team, body.role, body.ttl_s, body.host)
     return {**token_view(token), "secret": secret}
 
 
-@router.get("/api/v1/admin/tokens", summary="List tokens (never their secrets)")
-async def list_tokens(master: MasterDep, _: AdminDep) -> dict[str, Any]:
-    tokens = sorted(master.auth.tokens.values(), key=lambda t: t.created_at)
-    return {"items": [token_view(t) for t in tokens]}
+@router.get("/api/v1/admin/tokens", summary="List tokens (never their secrets)", responses=errors())
+async def list_tokens(service: ServiceDep, _: AdminDep) -> dict[str, Any]:
+    return {"items": [token_view(t) for t in service.tokens()]}
 
 
-@router.post("/api/v1/admin/tokens/{token_id}/revoke", summary="Revoke a token: it stops working at once")
-async def revoke_token(token_id: str, master: MasterDep, _: AdminDep) -> dict[str, Any]:
-    return token_view(await master.auth.revoke(token_id))
+@router.post(
+    "/api/v1/admin/tokens/{token_id}/revoke",
+    summary="Revoke a token: it stops working at once",
+    responses=errors(404),
+)
+async def revoke_token(token_id: str, service: ServiceDep, _: AdminDep) -> dict[str, Any]:
+    return token_view(await service.revoke_token(token_id))
 
 
-@router.get("/api/v1/admin/teams", summary="List teams and their limits")
-async def list_teams(master: MasterDep, _: AdminDep) -> dict[str, Any]:
-    return {"items": [to_builtins(t) for t in sorted(master.auth.teams.values(), key=lambda t: t.name)]}
+@router.get("/api/v1/admin/teams", summary="List teams and their limits", responses=errors())
+async def list_teams(service: ServiceDep, _: AdminDep) -> dict[str, Any]:
+    return {"items": [to_builtins(t) for t in service.teams()]}
 
 
-@router.put("/api/v1/admin/teams/{name}", summary="Create or replace a team")
-async def put_team(name: str, body: TeamBody, master: MasterDep, _: AdminDep) -> dict[str, Any]:
+@router.put("/api/v1/admin/teams/{name}", summary="Create or replace a team", responses=errors(400, 413))
+async def put_team(name: str, body: TeamBody, service: ServiceDep, _: AdminDep) -> dict[str, Any]:
     team = Team(
         name=name,
         emails=tuple(body.emails),
@@ -91,14 +97,16 @@ async def put_team(name: str, body: TeamBody, master: MasterDep, _: AdminDep) ->
         submit_rate_per_s=body.submit_rate_per_s,
         submit_burst=body.submit_burst,
     )
-    saved: dict[str, Any] = to_builtins(await master.auth.put_team(team))
+    saved: dict[str, Any] = to_builtins(await service.put_team(team))
     return saved
 
 
 @router.delete(
-    "/api/v1/admin/teams/{name}", status_code=204, summary="Delete a team without live tokens or jobs"
+    "/api/v1/admin/teams/{name}",
+    status_code=204,
+    summary="Delete a team without live tokens or jobs",
+    responses=errors(404, 409),
 )
-async def delete_team(name: str, master: MasterDep, _: AdminDep) -> Response:
-    active = sum(1 for j in master.state.jobs.values() if j.is_active and j.team == name)
-    await master.auth.delete_team(name, active)
+async def delete_team(name: str, service: ServiceDep, _: AdminDep) -> Response:
+    await service.delete_team(name)
     return Response(status_code=204)

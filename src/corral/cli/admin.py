@@ -1,18 +1,19 @@
-"""``corral admin ...``: backups, restores, verification, reconciliation alerts, pruning."""
+"""``corral admin ...``: backups, restores, verification, reconciliation alerts, pruning.
 
-from __future__ import annotations
+Backup, restore and verify open the store themselves, so they import it (SQLAlchemy and all) when they
+run; the other commands are API clients and load none of it.
+"""
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from corral.cli.context import api_errors, settings
 from corral.cli.output import console, emit_json, errors
-from corral.control.config import MasterConfig
-from corral.store import backup as backups
-from corral.store.protocol import StoreError
-from corral.store.sql import open_store
+
+if TYPE_CHECKING:
+    from corral.store.protocol import StoreError
 
 app = typer.Typer(help="Operator commands.", no_args_is_help=True)
 
@@ -21,10 +22,12 @@ DataDir = Annotated[Path, typer.Option(help="where the default SQLite store live
 
 
 def _url(store_url: str, data_dir: Path) -> str:
+    from corral.control.config import MasterConfig
+
     return store_url or MasterConfig(data_dir=data_dir).resolved_store_url
 
 
-def _fail(error: StoreError) -> typer.Exit:
+def _fail(error: "StoreError") -> typer.Exit:
     errors.print(f"[red]error[/red] {error}")
     return typer.Exit(1)
 
@@ -32,6 +35,10 @@ def _fail(error: StoreError) -> typer.Exit:
 @app.command()
 def backup(file: Path, store_url: StoreUrl = "", data_dir: DataDir = Path(".corral")) -> None:
     """Write a consistent snapshot of the store to FILE (JSON lines; gzip if it ends in .gz)."""
+    from corral.store import backup as backups
+    from corral.store.protocol import StoreError
+    from corral.store.sql import open_store
+
     try:
         store = open_store(_url(store_url, data_dir))
         try:
@@ -46,6 +53,10 @@ def backup(file: Path, store_url: StoreUrl = "", data_dir: DataDir = Path(".corr
 @app.command()
 def restore(file: Path, store_url: StoreUrl = "", data_dir: DataDir = Path(".corral")) -> None:
     """Load a backup into an empty store (all or nothing)."""
+    from corral.store import backup as backups
+    from corral.store.protocol import StoreError
+    from corral.store.sql import open_store
+
     try:
         store = open_store(_url(store_url, data_dir))
         try:
@@ -60,6 +71,9 @@ def restore(file: Path, store_url: StoreUrl = "", data_dir: DataDir = Path(".cor
 @app.command()
 def verify(file: Path) -> None:
     """Restore FILE into a scratch store and read every record back (test your restores)."""
+    from corral.store import backup as backups
+    from corral.store.protocol import StoreError
+
     try:
         report = backups.verify(file)
     except StoreError as e:
@@ -68,8 +82,57 @@ def verify(file: Path) -> None:
 
 
 @app.command()
+def check(store_url: StoreUrl = "", data_dir: DataDir = Path(".corral")) -> None:
+    """Check the store in place as a master does before it leads: its schema, its integrity record (the
+    counts every write keeps), orphaned tasks, unknown values, rows whose columns disagree with their body."""
+    from corral.store.protocol import StoreError
+    from corral.store.sql import open_store
+
+    try:
+        store = open_store(_url(store_url, data_dir))
+        try:
+            record = store.verify()
+        finally:
+            store.close()
+    except StoreError as e:
+        raise _fail(e) from e
+    console.print(
+        f"[green]ok[/green] generation {record.generation}: {record.active_jobs} active jobs, "
+        f"{record.active_tasks} unfinished tasks"
+    )
+
+
+@app.command()
+def reseal(
+    store_url: StoreUrl = "",
+    data_dir: DataDir = Path(".corral"),
+    yes: Annotated[bool, typer.Option("--yes", help="I have checked the store: accept it as it is")] = False,
+) -> None:
+    """Accept the store as it is now: recompute its integrity record from what it holds. Only after you
+    have checked it (and no master runs): a master then leads on exactly this state."""
+    from corral.store import backup as backups
+    from corral.store.protocol import StoreError
+    from corral.store.sql import open_store
+
+    if not yes:
+        raise typer.BadParameter("resealing accepts the store as it is: pass --yes once you have checked it")
+    try:
+        store = open_store(_url(store_url, data_dir))
+        try:
+            record = backups.reseal(store)
+        finally:
+            store.close()
+    except StoreError as e:
+        raise _fail(e) from e
+    console.print(
+        f"resealed at generation {record.generation}: {record.active_jobs} active jobs, "
+        f"{record.active_tasks} unfinished tasks"
+    )
+
+
+@app.command()
 def alerts(ctx: typer.Context) -> None:
-    """Reconciliation alerts: agents running tasks the master has no record of (nothing was killed)."""
+    """What waits for an operator: unknown tasks (nothing was killed), impostor agents, jobs set aside."""
     s = settings(ctx)
     with api_errors():
         items = s.client().get("/api/v1/admin/alerts")["items"]
@@ -77,7 +140,15 @@ def alerts(ctx: typer.Context) -> None:
         emit_json(items)
         return
     for a in items:
-        console.print(f"[bold]{a['id']}[/bold] host {a['host_id']}: {len(a['unknown_tasks'])} unknown tasks")
+        kind = a.get("kind", "unknown_tasks")
+        if kind == "unknown_tasks":
+            hosts = ", ".join(a.get("hosts") or [a["host_id"]])
+            what = f"{len(a['unknown_tasks'])} unknown tasks on {hosts} (resolve with --kill or --keep)"
+        elif kind == "impostor":
+            what = f"registration as host {a['host_id']} refused, {a.get('attempts', 1)} attempts (--dismiss)"
+        else:
+            what = f"job {a['job_id']} set aside at {a['stage']} (--retry)"
+        console.print(f"[bold]{a['id']}[/bold] {what}")
         console.print(f"  {a['message']}")
 
 
@@ -85,14 +156,20 @@ def alerts(ctx: typer.Context) -> None:
 def resolve(
     ctx: typer.Context,
     alert_id: str,
-    kill: Annotated[bool, typer.Option("--kill/--keep", help="kill the unknown tasks, or keep them running")],
+    kill: Annotated[bool, typer.Option("--kill", help="unknown tasks: kill them")] = False,
+    keep: Annotated[bool, typer.Option("--keep", help="unknown tasks: keep them running")] = False,
+    retry: Annotated[bool, typer.Option("--retry", help="a job set aside: reconcile it again")] = False,
+    dismiss: Annotated[bool, typer.Option("--dismiss", help="an impostor alert: dismiss it")] = False,
 ) -> None:
-    """Answer a reconciliation alert once the master's state is checked."""
+    """Answer an alert once the master's state is checked."""
+    chosen = [
+        name for name, on in (("kill", kill), ("keep", keep), ("retry", retry), ("dismiss", dismiss)) if on
+    ]
+    if len(chosen) != 1:
+        raise typer.BadParameter("give exactly one of --kill, --keep, --retry, --dismiss")
     with api_errors():
         result = (
-            settings(ctx)
-            .client()
-            .post(f"/api/v1/admin/alerts/{alert_id}/resolve", {"action": "kill" if kill else "keep"})
+            settings(ctx).client().post(f"/api/v1/admin/alerts/{alert_id}/resolve", {"action": chosen[0]})
         )
     emit_json(result)
 

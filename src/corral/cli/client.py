@@ -1,16 +1,21 @@
-"""A small synchronous client for the REST API, turning API errors into readable CLI errors."""
+"""A small synchronous client for the REST API, turning API errors into readable CLI errors.
+
+httpx (and ssl) are imported when a client is made, httpx_sse when events are followed: every ``corral``
+invocation imports this module, and ``corral --help`` talks to no one.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-import httpx
-from httpx_sse import connect_sse
+if TYPE_CHECKING:
+    import ssl
+
+    import httpx
 
 DEFAULT_MASTER = "http://127.0.0.1:8080"
 
@@ -38,6 +43,8 @@ def default_token() -> str:
 
 
 def _origin(url: str) -> str:
+    import httpx
+
     parts = httpx.URL(url)
     port = f":{parts.port}" if parts.port else ""
     return f"{parts.scheme}://{parts.host}{port}"
@@ -60,6 +67,35 @@ class Unreachable(Exception):
     pass
 
 
+class _TlsOnFirstUse:
+    """Stands in for an ``ssl.SSLContext`` and makes the real one when a connection first uses it.
+
+    httpx builds its TLS context (reading a whole CA bundle, ~40 ms) when a client is made; a command
+    talking plain HTTP to its master never needs it. Every attribute is the real context's, made by
+    ``make`` — httpx's own default for ``verify=True`` — so an https master is verified exactly as before.
+    """
+
+    _make: Callable[[], ssl.SSLContext]
+    _context: ssl.SSLContext | None
+
+    def __init__(self, make: Callable[[], ssl.SSLContext]) -> None:
+        object.__setattr__(self, "_make", make)
+        object.__setattr__(self, "_context", None)
+
+    def _real(self) -> ssl.SSLContext:
+        context = self._context
+        if context is None:
+            context = self._make()
+            object.__setattr__(self, "_context", context)
+        return context
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._real(), name, value)
+
+
 class Client:
     """Talks to the leader: given several masters (comma-separated), it tries each in turn, and a
     standby's redirect takes it to the leader."""
@@ -67,19 +103,35 @@ class Client:
     def __init__(
         self, master: str, timeout: float = 30.0, token: str | None = None, ca_file: str | None = None
     ) -> None:
+        import ssl
+
+        import httpx
+
         self.masters = [m.strip().rstrip("/") for m in master.split(",") if m.strip()]
         self.master = self.masters[0]
         self.token = default_token() if token is None else token
         ca = ca_file or os.environ.get("CORRAL_CA_FILE")
-        self.verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca) if ca else True
+        self.verify: ssl.SSLContext = (
+            ssl.create_default_context(cafile=ca)
+            if ca
+            else cast("ssl.SSLContext", _TlsOnFirstUse(httpx.create_ssl_context))
+        )
         self.headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         # Redirects are followed by hand: httpx drops the Authorization header across origins, and a
         # standby's redirect to the leader is exactly that.
         self.http = httpx.Client(timeout=timeout, headers=self.headers, verify=self.verify)
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _send(self, method: str, path: str, *, again: bool = False, **kwargs: Any) -> httpx.Response:
+        """Send to the master last found leading, then to each other one in turn. ``again``: the request
+        may safely be sent twice (a read, or one carrying an Idempotency-Key), so with a single master a
+        connection cut mid-request is retried once on it."""
+        import httpx
+
         errors = []
-        for base in [self.master, *(m for m in self.masters if m != self.master)]:
+        bases = [self.master, *(m for m in self.masters if m != self.master)]
+        if again and len(bases) == 1:
+            bases.append(self.master)
+        for base in bases:
             try:
                 response = self.http.request(method, base + path, **kwargs)
                 self.master = base
@@ -108,11 +160,20 @@ class Client:
         return response.json()
 
     def get(self, path: str, **params: Any) -> Any:
-        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
+        params = {k: v for k, v in params.items() if v is not None}
+        return self.request("GET", path, params=params, again=True)
 
-    def post(self, path: str, body: Any = None, **params: Any) -> Any:
+    def post(self, path: str, body: Any = None, idempotency_key: str = "", **params: Any) -> Any:
+        """POST; with ``idempotency_key`` the request is sent again on a cut connection (to the next
+        master, or once more to the only one): the master answers a repeat with what the first made."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         return self.request(
-            "POST", path, json=body, params={k: v for k, v in params.items() if v is not None}
+            "POST",
+            path,
+            json=body,
+            params={k: v for k, v in params.items() if v is not None},
+            headers=headers,
+            again=bool(idempotency_key),
         )
 
     def put(self, path: str, body: Any) -> Any:
@@ -135,6 +196,8 @@ class Client:
 
     def stream_text(self, path: str, **params: Any) -> Iterator[str]:
         """A streamed plain-text response, piece by piece (API errors raised before the first piece)."""
+        import httpx
+
         self._send("GET", "/api/v1/whoami")  # find the leader: streams are not redirected
         try:
             with (
@@ -157,6 +220,9 @@ class Client:
             raise Unreachable(f"lost the stream from {self.master}: {e}") from e
 
     def events(self, job: str | None = None) -> Iterator[tuple[str, Any]]:
+        import httpx
+        from httpx_sse import connect_sse
+
         params = {"job": job} if job else {}
         self._send("GET", "/api/v1/whoami")  # find the leader: streams are not redirected
         try:

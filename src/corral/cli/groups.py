@@ -1,7 +1,5 @@
 """``corral group ...`` (capacity groups) and ``corral scheduler ...`` (each tier's mode)."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import typer

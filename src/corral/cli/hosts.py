@@ -1,7 +1,5 @@
 """``corral host ...``: the fleet."""
 
-from __future__ import annotations
-
 import time
 
 import typer

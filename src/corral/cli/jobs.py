@@ -1,14 +1,12 @@
 """``corral job ...``: submit, list, show, kill, resize, enable and disable jobs."""
 
-from __future__ import annotations
-
 import json
 import sys
+import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 
 from corral.cli.context import api_errors, settings
 from corral.cli.output import (
@@ -26,6 +24,8 @@ app = typer.Typer(help="Submit and manage jobs.", no_args_is_help=True)
 
 
 def _load(path: str) -> list[Any]:
+    import yaml  # here, not at the top: only a submission reads YAML
+
     text = sys.stdin.read() if path == "-" else Path(path).read_text()
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
@@ -48,7 +48,9 @@ def submit(
     with api_errors():
         client = s.client()
         for doc in _load(file):
-            submitted.append(client.post("/api/v1/jobs", doc))
+            # One key per job, the same on every re-send: a retry after a cut connection finds the job
+            # the first attempt made instead of making a second one.
+            submitted.append(client.post("/api/v1/jobs", doc, idempotency_key=str(uuid.uuid4())))
     if s.json:
         emit_json(submitted if len(submitted) != 1 else submitted[0])
         return

@@ -1,7 +1,5 @@
 """``corral admin token ...``, ``corral admin team ...`` and ``corral whoami``."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer
@@ -34,14 +32,27 @@ def create_token(
     team: Annotated[str, typer.Option(help="the team it acts for")] = "",
     role: Annotated[str, typer.Option(help="admin, user, viewer or agent")] = "user",
     expires: Annotated[str, typer.Option(help="lifetime, e.g. 30d or 12h (default: no expiry)")] = "",
+    agent: Annotated[
+        bool, typer.Option("--agent", help="an agent credential (same as --role agent)")
+    ] = False,
+    host: Annotated[
+        str, typer.Option(help="agent credentials: bind it to this host id (it registers no other host)")
+    ] = "",
 ) -> None:
-    """Create a token. Its secret is printed once: store it now."""
+    """Create a token. Its secret is printed once: store it now.
+
+    Agent credentials: a join token (no --host) registers any host that has no credential of its own
+    yet, and the master mints one for that host; a credential made with --host registers that host only."""
     s = settings(ctx)
+    if agent or host:
+        role = "agent"
     if not team:
         team = {"admin": "admins", "agent": "agents"}.get(role, "")
         if not team:
             raise typer.BadParameter("--team is required for user and viewer tokens")
     body = {"name": name, "team": team, "role": role, "ttl_s": parse_duration(expires) if expires else None}
+    if host:
+        body["host"] = host
     with api_errors():
         created = s.client().post("/api/v1/admin/tokens", body)
     if s.json:
@@ -62,13 +73,14 @@ def list_tokens(ctx: typer.Context) -> None:
         return
     table(
         "tokens",
-        ["ID", "NAME", "TEAM", "ROLE", "STATE", "CREATED", "EXPIRES", "BY"],
+        ["ID", "NAME", "TEAM", "ROLE", "HOST", "STATE", "CREATED", "EXPIRES", "BY"],
         [
             (
                 t["id"],
                 t["name"],
                 t["team"],
                 t["role"],
+                t.get("host") or "",
                 t["state"],
                 ago(t["created_at"]),
                 "never" if t["expires_at"] is None else f"{t['expires_at']:.0f}",

@@ -1,32 +1,27 @@
-"""``corral master``, ``corral agent`` and ``corral up``: the long-running processes."""
+"""``corral master``, ``corral agent`` and ``corral up``: the long-running processes.
 
-from __future__ import annotations
+The server modules (uvicorn, the API, the control plane, the store, the agent runtimes) are imported
+inside the functions that run them: importing this module, as every ``corral`` invocation does to build
+its help, must stay as cheap as a client command (tests/cli/test_imports.py).
+"""
 
-import asyncio
-import contextlib
 import logging
-import socket
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 
-from corral.agent.firewall import FirewallError
-from corral.agent.local import docker_agent, local_resources
-from corral.agent.metrics import AgentMetrics
-from corral.agent.pool import AgentPool, FleetSpec
-from corral.agent.runtimes.docker import DockerConfig
-from corral.agent.runtimes.docker.isolation import isolate_control_ports
-from corral.api.app import create_app
 from corral.cli.client import default_master
 from corral.cli.output import console
-from corral.control.auth import new_secret
-from corral.control.config import MasterConfig, from_env
-from corral.domain.host import HostAttributes
-from corral.store.protocol import StoreError
+
+if TYPE_CHECKING:
+    import uvicorn
+
+    from corral.agent.metrics import AgentMetrics
+    from corral.agent.pool import AgentPool, FleetSpec
+    from corral.control.config import MasterConfig
 
 log = logging.getLogger("corral")
 
@@ -37,14 +32,18 @@ def setup_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
 
 
-def master_config(data_dir: Path, host: str, port: int, store_url: str) -> MasterConfig:
+def master_config(data_dir: Path, host: str, port: int, store_url: str) -> "MasterConfig":
+    from corral.control.config import MasterConfig, from_env
+
     config = from_env(MasterConfig())
     return replace(
         config, data_dir=data_dir, listen_host=host, listen_port=port, store_url=store_url or config.store_url
     )
 
 
-def fleet_spec(count: int, prefix: str, cpu: float, memory_mb: int, zones: str) -> FleetSpec:
+def fleet_spec(count: int, prefix: str, cpu: float, memory_mb: int, zones: str) -> "FleetSpec":
+    from corral.agent.pool import FleetSpec
+
     return FleetSpec(
         count=count, id_prefix=prefix, cpu=cpu, memory_mb=memory_mb, zones=tuple(zones.split(","))
     )
@@ -56,29 +55,23 @@ class _Exit:
     code = 0
 
 
-def _server(config: MasterConfig, exit_status: _Exit, log_level: str) -> uvicorn.Server:
-    def fatal(_error: BaseException) -> None:
-        exit_status.code = 1
+def _server(config: "MasterConfig", exit_status: _Exit, log_level: str) -> "uvicorn.Server":
+    from corral.api.app import create_app
+    from corral.api.server import build_server
+    from corral.store.protocol import StoreError
+
+    def fatal(error: BaseException) -> None:
+        # A store that cannot be trusted (refused at load) exits 3, like one refused at start-up.
+        exit_status.code = 3 if isinstance(error, StoreError) else 1
         server.should_exit = True
 
     app = create_app(config, on_fatal=fatal)
-    uv = uvicorn.Config(
-        app,
-        host=config.listen_host,
-        port=config.listen_port,
-        log_level=log_level.lower(),
-        access_log=False,
-        lifespan="on",
-        ws_max_size=64 * 2**20,
-        timeout_graceful_shutdown=5,
-        ssl_certfile=config.tls_cert_file or None,
-        ssl_keyfile=config.tls_key_file or None,
-    )
-    server = uvicorn.Server(uv)
+    # Limits on bodies and on slow clients; the protocol closes connections that never finish their headers.
+    server = build_server(app, config, log_level)
     return server
 
 
-async def _serve(server: uvicorn.Server, exit_status: _Exit) -> None:
+async def _serve(server: "uvicorn.Server", exit_status: _Exit) -> None:
     await server.serve()
     if not server.started and exit_status.code == 0:
         exit_status.code = 3  # start-up failed: the store could not be trusted or the port is taken
@@ -96,6 +89,10 @@ def master(
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
     """Run a master (API, job manager, scheduler) on SQLite. Knobs: CORRAL_* environment variables."""
+    import asyncio
+
+    from corral.store.protocol import StoreError
+
     setup_logging(log_level)
     config = master_config(data_dir, host, port, store_url)
     if tls_cert or tls_key:
@@ -125,19 +122,30 @@ def agent_pool(
     zones: str,
     log_retention_s: float,
     registry: str,
-    metrics: AgentMetrics | None = None,
+    metrics: "AgentMetrics | None" = None,
     token: str = "",
     ca_file: str = "",
-) -> AgentPool:
-    """``count`` agents of ``runtime``: simulated hosts, or this machine's Docker (port ranges split)."""
+    state_dir: str = "",
+) -> "AgentPool":
+    """``count`` agents of ``runtime``: simulated hosts, or this machine's Docker (port ranges split).
+    Each keeps the credential the master mints for its host in ``state_dir``."""
+    from corral.agent.pool import AgentPool, credential_path
+
     if runtime == "sim":
         spec = replace(
-            fleet_spec(count, id_prefix, cpu or 8.0, memory_mb or 32768, zones), token=token, ca_file=ca_file
+            fleet_spec(count, id_prefix, cpu or 8.0, memory_mb or 32768, zones),
+            token=token,
+            ca_file=ca_file,
+            state_dir=state_dir,
         )
         return AgentPool(master_url, spec, metrics=metrics)
     if runtime != "docker":
         console.print(f"[red]error[/red] unknown runtime {runtime!r} (available: {', '.join(RUNTIMES)})")
         raise typer.Exit(2)
+    from corral.agent.local import docker_agent, local_resources
+    from corral.agent.runtimes.docker import DockerConfig
+    from corral.domain.host import HostAttributes
+
     zone_list = zones.split(",")
     span = (32767 - 30000 + 1) // max(count, 1)
     agents = []
@@ -154,6 +162,7 @@ def agent_pool(
                 metrics=metrics,
                 token=token,
                 ca_file=ca_file,
+                credential_file=credential_path(state_dir, agent_id),
             )
         )
     return AgentPool.of(agents)
@@ -166,6 +175,9 @@ def isolate_or_exit(runtime: str, master_url: str, metrics_port: int, enabled: b
     """Docker agents keep task containers off the control plane (agent/firewall.py), or do not start."""
     if runtime != "docker":
         return  # simulated tasks have no network
+    from corral.agent.firewall import FirewallError
+    from corral.agent.runtimes.docker.isolation import isolate_control_ports
+
     if not enabled:
         log.warning("port isolation is off: task containers may reach the master and agent metrics ports")
         return
@@ -212,9 +224,23 @@ def agent(
     ca_file: Annotated[str, typer.Option(help="CA bundle for an https master", envvar="CORRAL_CA_FILE")] = "",
     metrics_tls_cert: Annotated[str, typer.Option(help="serve the metrics port over HTTPS with this")] = "",
     metrics_tls_key: Annotated[str, typer.Option(help="the private key of --metrics-tls-cert")] = "",
+    state_dir: Annotated[
+        str,
+        typer.Option(
+            help="where each agent keeps the credential minted for its host (keep it across restarts)",
+            envvar="CORRAL_AGENT_STATE_DIR",
+        ),
+    ] = ".corral/agent",
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
 ) -> None:
-    """Run agents that dial a master and run what it sends them. Docker containers outlive the agent."""
+    """Run agents that dial a master and run what it sends them. Docker containers outlive the agent.
+
+    --token is a join token (or a host's own credential): on its first registration a host gets its own
+    credential, kept in --state-dir and presented from then on."""
+    import asyncio
+    import contextlib
+    import socket
+
     setup_logging(log_level)
     if token_file and not token:
         token = Path(token_file).read_text().strip()
@@ -234,6 +260,7 @@ def agent(
         metrics,
         token,
         ca_file,
+        state_dir,
     )
 
     async def run() -> None:
@@ -247,9 +274,11 @@ def agent(
         asyncio.run(run())
 
 
-def _agent_metrics(host: str, port: int, tls_cert: str = "", tls_key: str = "") -> AgentMetrics | None:
+def _agent_metrics(host: str, port: int, tls_cert: str = "", tls_key: str = "") -> "AgentMetrics | None":
     if not port:
         return None
+    from corral.agent.metrics import AgentMetrics
+
     metrics = AgentMetrics()
     try:
         metrics.serve(host, port, tls_cert, tls_key)
@@ -287,6 +316,11 @@ def up(
 
     With --auth (the default) the master writes a local admin token to <data-dir>/admin.token, which the
     CLI reads from there when run in the same directory, and the agents get their own credential."""
+    import asyncio
+
+    from corral.control.auth import new_secret
+    from corral.store.protocol import StoreError
+
     setup_logging(log_level)
     isolate_or_exit(runtime, f"http://{host}:{port}", agent_metrics_port, port_isolation)
     config = master_config(data_dir, host, port, "")
@@ -321,6 +355,7 @@ def up(
             "",
             metrics,
             config.bootstrap_agent_token,
+            state_dir=str(data_dir / "agents"),  # each host's own credential, kept across restarts
         )
         pool.start()
         await pool.wait_connected()

@@ -1,7 +1,5 @@
 """``corral task ...`` and ``corral why``: list, show and kill tasks, and explain pending ones."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 

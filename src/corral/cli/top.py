@@ -5,8 +5,6 @@ frame can be checked without a terminal. A master that stops answering (a failov
 red line on the last frame while ``top`` keeps trying.
 """
 
-from __future__ import annotations
-
 import time
 from typing import Annotated, Any
 

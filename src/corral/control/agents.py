@@ -1,68 +1,74 @@
-"""The master's side of the agent protocol: sessions, registration, status, heartbeats, launches, kills.
+"""The master's side of the agent protocol, as a thin shell: sessions, channels and the outbox.
 
-Reconciliation with a (re)connecting agent follows DESIGN.md §4: tasks the master knows are brought up
-to date; a task the agent runs that the master has recorded as finished is killed; a task the master
-has no record of at all is killed only while such tasks are few (``unknown_task_kill_limit`` /
-``unknown_task_kill_pct``). Above that Corral kills nothing, raises an alert and waits for an operator:
-a master that lost its state must never take production down with it.
+What to do about a registration, a status report, silence, a disconnect or an operator's answer to an
+alert is decided by ``corral.fleet.handle`` (pure: the unknown-task rule with its fleet-wide budget, host
+identity, heartbeats). This module feeds it events with a view of the leader's state, keeps the FleetBook
+it returns, and applies each Decision: task stimuli through the ledger, kills on the channels, launches
+and forgets through the outbox once what they announce is durable. Log streaming is ``logs.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
 
+from corral.control.auth import Authority
 from corral.control.clock import Clock
 from corral.control.config import MasterConfig
 from corral.control.ledger import Ledger
+from corral.control.logs import LogStreams
 from corral.control.quarantine import HostQuarantine
+from corral.control.sessions import AgentChannel, AgentSession
 from corral.control.writer import StoreWriter
 from corral.domain import wire
+from corral.domain.auth import AGENTS_TEAM, Role
 from corral.domain.errors import ConflictError, CorralError, NotFoundError
 from corral.domain.host import Host
-from corral.domain.states import FinishedReason, HostState, TaskState
+from corral.domain.states import HostState, TaskState
+from corral.domain.stimuli import TaskStimulus
 from corral.domain.task import Task
-from corral.jobs.task_machine import Ended, HostLost, Reconnected, Reported
+from corral.fleet import (
+    Alert,
+    Credential,
+    Decision,
+    Disconnected,
+    FleetBook,
+    FleetEvent,
+    FleetPolicy,
+    Refusal,
+    Registered,
+    ResolveAlert,
+    SessionInfo,
+    StatusReported,
+    Tick,
+    handle,
+    next_deadline,
+)
 from corral.store.protocol import Store
 
 log = logging.getLogger(__name__)
+_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
-class LogsError(CorralError):
-    def __init__(self, code: str, message: str, status: int = 404) -> None:
-        super().__init__(code, message)
-        self.status = status
+class RegistrationRefused(CorralError):
+    """The fleet rules refused a registration (host identity): the connection closes with 4000 + status."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.code, refusal.message)
+        self.status = refusal.status
 
 
-class AgentChannel(Protocol):
-    """The transport of one agent connection (a WebSocket in ``api``). Sending never blocks."""
-
-    def send(self, message: dict[str, Any]) -> None: ...
-
-    def close(self, reason: str) -> None: ...
-
-
-@dataclass(slots=True)
-class AgentSession:
-    host_id: str
-    channel: AgentChannel
-    connected_at: float
-    last_seen: float
-    open: bool = True
-    token_id: str = ""  # the credential it connected with: revoking it ends the session
-
-
-@dataclass(frozen=True, slots=True)
-class ReconciliationAlert:
-    id: str
-    host_id: str
-    at: float
-    unknown_tasks: tuple[str, ...]
-    message: str
+def policy_of(config: MasterConfig) -> FleetPolicy:
+    return FleetPolicy(
+        heartbeat_timeout_s=config.heartbeat_timeout_s,
+        lost_after_s=config.jobs.lost_after_s,
+        unknown_kill_min=config.unknown_task_kill_limit,
+        unknown_kill_pct=config.unknown_task_kill_pct,
+        quorum_pct=config.unknown_task_quorum_pct,
+        settle_s=config.unknown_task_settle_s,
+    )
 
 
 @dataclass(slots=True)
@@ -74,9 +80,32 @@ class _Outbox:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+class _Sessions(Mapping[str, SessionInfo]):
+    """The session table as the fleet rules read it (built on access: a status report reads one entry)."""
+
+    def __init__(self, sessions: dict[str, AgentSession]) -> None:
+        self._sessions = sessions
+
+    def __getitem__(self, host_id: str) -> SessionInfo:
+        s = self._sessions[host_id]
+        return SessionInfo(str(s.id), s.token_id, s.connected_at, s.last_seen)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sessions)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
 class AgentHub:
     def __init__(
-        self, ledger: Ledger, store: Store, writer: StoreWriter, clock: Clock, config: MasterConfig
+        self,
+        ledger: Ledger,
+        store: Store,
+        writer: StoreWriter,
+        clock: Clock,
+        config: MasterConfig,
+        auth: Authority,
     ) -> None:
         self.ledger = ledger
         self.state = ledger.state
@@ -84,35 +113,108 @@ class AgentHub:
         self.writer = writer
         self.clock = clock
         self.config = config
-        self.sessions: dict[str, AgentSession] = {}
-        self.alerts: list[ReconciliationAlert] = []
+        self.auth = auth
+        self.policy = policy_of(config)
+        self.sessions: dict[str, AgentSession] = {}  # the current session of each host
+        self._open: dict[str, AgentSession] = {}  # every open session by id (a replaced one until closed)
+        self._infos = _Sessions(self.sessions)
+        self.book = FleetBook.at_start(clock(), True, (), self.policy.lost_after_s)
+        self.logs = LogStreams(self.sessions.get)
+        self.quarantine = HostQuarantine(ledger, config)
+        self.on_set_aside: Callable[[str, str, BaseException, float], object] = _reraise
         self._outbox = _Outbox()
         self._kills: dict[str, list[wire.KillSpec]] = {}
-        self._log_streams: dict[str, asyncio.Queue[wire.LogsChunk]] = {}
-        self._awaiting: dict[str, float] = {}  # host -> when its tasks are lost if it has not registered
-        self._log_ids = itertools.count(1)
-        self._alert_ids = itertools.count(1)
-        self._tolerated: set[str] = set()  # unknown tasks an operator chose to keep
         self._kill_flush_scheduled = False
-        self.quarantine = HostQuarantine(ledger, config)
+
+    # -- the FleetView the rules read ------------------------------------------------------------
+
+    @property
+    def sessions_view(self) -> Mapping[str, SessionInfo]:
+        return self._infos
+
+    def task(self, task_id: str) -> Task | None:
+        return self.state.tasks.get(task_id)
+
+    def tasks_on_host(self, host_id: str) -> Sequence[Task]:
+        return self.state.tasks_on_host(host_id)
+
+    def running_tasks(self) -> int:
+        return self.state.on_host_count
+
+    def kill_grace_s(self, task: Task) -> float:
+        job = self.state.jobs.get(task.job_id)
+        return float(job.descriptor.container.kill_grace_period_s) if job else 10.0
+
+    def host_credential(self, host_id: str) -> str | None:
+        return self.auth.host_credential(host_id)
+
+    # -- start of a term -------------------------------------------------------------------------
+
+    def take_office(self, now: float, expected_hosts: Iterable[str], tolerated: Iterable[str] = ()) -> None:
+        """The book of a new leader: the hosts its state places tasks on are awaited (their tasks keep
+        their state, lost only if the host never returns); ``tolerated``: tasks of jobs it set aside at
+        load, which it must neither kill nor count as unknown."""
+        book = FleetBook.at_start(now, True, expected_hosts, self.policy.lost_after_s)
+        self.book = replace(book, tolerated=frozenset(tolerated))
+
+    @property
+    def next_deadline(self) -> float | None:
+        return next_deadline(self.book, _View(self), self.policy)
+
+    @property
+    def alerts(self) -> tuple[Alert, ...]:
+        return self.book.open_alerts
 
     # -- connection lifecycle -------------------------------------------------------------------
 
-    async def register(self, channel: AgentChannel, msg: wire.Register, token_id: str = "") -> AgentSession:
+    async def register(
+        self, channel: AgentChannel, msg: wire.Register, credential: Credential
+    ) -> AgentSession:
+        """Register an agent: RegistrationRefused if the fleet rules refuse it (host identity)."""
         # Look up, off the loop, what the store knows of tasks memory does not hold.
         unknown_ids = [r.task_id for r in msg.tasks if r.task_id not in self.state.tasks]
-        finished_elsewhere = (
-            await asyncio.to_thread(self._finished_in_store, unknown_ids) if unknown_ids else set()
-        )
+        finished = await asyncio.to_thread(self._finished_in_store, unknown_ids) if unknown_ids else set()
         now = self.clock()
-        old = self.sessions.get(msg.agent_id)
-        if old is not None:
-            old.open = False
-            old.channel.close("replaced by a new connection from the same agent")
-        session = AgentSession(msg.agent_id, channel, now, now, token_id=token_id)
-        self.sessions[msg.agent_id] = session
-        self._awaiting.pop(msg.agent_id, None)
+        session = AgentSession(msg.agent_id, channel, now, now, token_id=credential.token_id)
+        event = Registered(msg.agent_id, str(session.id), credential, msg.tasks, frozenset(finished))
+        decision = self._decide(event, now)
+        if decision.refused is not None:
+            self._report(decision)
+            raise RegistrationRefused(decision.refused)
         previous = self.state.hosts.get(msg.agent_id)
+        self.sessions[msg.agent_id] = session
+        self._open[str(session.id)] = session
+        self.ledger.set_host(self._host(msg, previous, now))
+        for job_id, error in self.state.take_faults():
+            self.on_set_aside(job_id, "agent", error, now)
+        self.state.set_images(msg.agent_id, msg.images)
+        # Messages to the new session (kills now, launches after commit) wait behind its `registered`.
+        self._apply(decision, now)
+        secret = ""
+        if decision.mint_credential_for is not None and self.config.auth_enabled:
+            try:
+                secret = await self._mint(msg.agent_id, credential)
+            except Exception as e:  # the store refused: the agent comes back later and tries again
+                log.error("cannot mint a credential for host %s: %s", msg.agent_id, e)
+                session.channel.close(f"cannot mint a credential: {e}")
+                self.disconnect(session, "no credential could be minted")
+                raise
+        session.start(wire.encode(wire.Registered(self.config.heartbeat_interval_s, credential=secret)))
+        return session
+
+    async def _mint(self, host_id: str, join: Credential) -> str:
+        """A credential bound to ``host_id`` for an agent that joined with a join token."""
+        secret, token = await self.auth.create_token(
+            _credential_name(host_id),
+            AGENTS_TEAM,
+            Role.AGENT,
+            created_by=f"join {join.token_id}",
+            host=host_id,
+        )
+        log.info("minted credential %s for host %s (joined with %s)", token.id, host_id, join.token_id)
+        return secret
+
+    def _host(self, msg: wire.Register, previous: Host | None, now: float) -> Host:
         host = Host(
             id=msg.agent_id,
             resources=msg.resources,
@@ -132,35 +234,21 @@ class AgentHub:
         )
         if msg.health is not None:
             host = replace(host, healthy=msg.health.healthy, health_detail=msg.health.detail)
-        channel.send(wire.encode(wire.Registered(self.config.heartbeat_interval_s)))
-        self._reconcile(session, msg.tasks, finished_elsewhere, now)
-        self.ledger.set_host(host)
-        self.state.set_images(host.id, msg.images)
-        log.info("agent %s registered with %d tasks", msg.agent_id, len(msg.tasks))
-        return session
-
-    def await_hosts(self, host_ids: Iterable[str], deadline: float) -> None:
-        """Hosts with tasks that have not registered with this leader yet (after a start or a failover).
-        Their tasks keep their state; a host still absent at ``deadline`` has its tasks lost."""
-        for host_id in host_ids:
-            if host_id not in self.sessions:
-                self._awaiting[host_id] = deadline
-
-    @property
-    def next_deadline(self) -> float | None:
-        return min(self._awaiting.values(), default=None)
+        return host
 
     def close_all(self, reason: str) -> None:
-        for session in list(self.sessions.values()):
+        for session in list(self._open.values()):
             session.open = False
             session.channel.close(reason)
         self.sessions.clear()
+        self._open.clear()
 
-    def drop_credential(self, token_id: str) -> int:
-        """Close every session that connected with a credential that was just revoked."""
+    def drop_credential(self, token_id: str, host: str = "") -> int:
+        """Close every session that connected with a credential that was just revoked, and, for a host's own
+        credential, that host's session (it may still run on the join token it registered with)."""
         dropped = 0
         for session in list(self.sessions.values()):
-            if token_id and session.token_id == token_id:
+            if (token_id and session.token_id == token_id) or (host and session.host_id == host):
                 log.warning(
                     "agent %s: its credential %s was revoked; closing its session", session.host_id, token_id
                 )
@@ -171,34 +259,15 @@ class AgentHub:
     def disconnect(self, session: AgentSession, why: str) -> None:
         if not session.open:
             return
+        now = self.clock()
+        self._apply(self._decide(Disconnected(session.host_id, str(session.id), why), now), now)
         session.open = False
-        if self.sessions.get(session.host_id) is session:
-            del self.sessions[session.host_id]
-            self._mark_unreachable(session.host_id, why)
+        self._open.pop(str(session.id), None)
 
     def check_heartbeats(self, now: float) -> None:
+        """Heartbeat deadlines, awaited hosts, held unknown tasks: one Tick of the fleet rules."""
         self.quarantine.expire(now)
-        for host_id, due in list(self._awaiting.items()):
-            if due <= now:
-                del self._awaiting[host_id]
-                never = f"host {host_id} did not come back within {self.config.jobs.lost_after_s:g}s"
-                for task in self.state.tasks_on_host(host_id):
-                    reason = task.kill_reason or FinishedReason.LOST
-                    self.ledger.apply(task, Ended(reason, now, never))
-        deadline = now - self.config.heartbeat_timeout_s
-        for session in [s for s in self.sessions.values() if s.last_seen < deadline]:
-            silent = now - session.last_seen
-            session.channel.close(f"no heartbeat for {silent:.1f}s")
-            self.disconnect(session, f"missed heartbeats for {silent:.1f}s")
-
-    def _mark_unreachable(self, host_id: str, why: str) -> None:
-        now = self.clock()
-        host = self.state.hosts.get(host_id)
-        if host is not None:
-            self.ledger.set_host(replace(host, state=HostState.UNREACHABLE))
-        for task in self.state.tasks_on_host(host_id):
-            self.ledger.apply(task, HostLost(now, f"host {host_id} unreachable: {why}"))
-        log.warning("host %s unreachable: %s", host_id, why)
+        self._apply(self._decide(Tick(), now), now)
 
     # -- messages from agents -------------------------------------------------------------------
 
@@ -215,9 +284,7 @@ class AgentHub:
             case wire.HostStatus():
                 self._on_host_status(session, msg)
             case wire.LogsChunk():
-                stream = self._log_streams.get(msg.request_id)
-                if stream is not None:
-                    stream.put_nowait(msg)
+                self.logs.on_chunk(msg)
             case _:
                 log.warning("agent %s sent an unexpected %s", session.host_id, type(msg).__name__)
 
@@ -234,165 +301,101 @@ class AgentHub:
             self.ledger.set_host(replace(host, healthy=health.healthy, health_detail=health.detail))
         self.state.set_images(host.id, msg.images)
 
-    # -- logs -----------------------------------------------------------------------------------
+    def _on_status(self, session: AgentSession, updates: Sequence[wire.TaskReport], now: float) -> None:
+        unknown = [r.task_id for r in updates if r.task_id not in self.state.tasks]
+        if unknown:  # the store is asked off the loop what it knows of them; then the rules decide
+            asyncio.get_running_loop().create_task(self._on_strangers(session, updates, unknown))
+            return
+        event = StatusReported(session.host_id, str(session.id), tuple(updates))
+        self._apply(self._decide(event, now), now)
 
-    async def open_logs(self, task: Task, tail: int | None, follow: bool) -> AsyncIterator[str]:
-        """A task's log from the agent that runs (or ran) it. Raises LogsError before anything is streamed
-        if it cannot be had; the returned iterator then yields the text as it comes."""
-        if task.host_id is None:
-            raise LogsError("task_never_placed", f"task {task.id} never ran on a host", 409)
-        session = self.sessions.get(task.host_id)
-        if session is None or not session.open:
-            raise LogsError("host_unreachable", f"host {task.host_id} is not connected", 503)
-        request_id = f"{task.id}/{next(self._log_ids)}"
-        queue: asyncio.Queue[wire.LogsChunk] = asyncio.Queue()
-        self._log_streams[request_id] = queue
-        session.channel.send(wire.encode(wire.LogsRequest(request_id, task.id, tail, follow)))
-        first = await queue.get()  # the agent answers at once: the start of the log, or why not
-        if first.eof and first.error:
-            del self._log_streams[request_id]
-            raise LogsError("logs_unavailable", first.error)
-        return self._follow_logs(session, request_id, queue, first)
-
-    async def _follow_logs(
-        self,
-        session: AgentSession,
-        request_id: str,
-        queue: asyncio.Queue[wire.LogsChunk],
-        chunk: wire.LogsChunk,
-    ) -> AsyncIterator[str]:
-        try:
-            while True:
-                if chunk.data:
-                    yield chunk.data
-                if chunk.eof:
-                    return
-                chunk = await queue.get()
-        finally:
-            del self._log_streams[request_id]
-            if not chunk.eof and session.open:
-                session.channel.send(wire.encode(wire.LogsCancel(request_id)))
-
-    def _on_status(self, session: AgentSession, updates: Iterable[wire.TaskReport], now: float) -> None:
-        strangers = []
-        for report in updates:
-            task = self.state.tasks.get(report.task_id)
-            if task is None or task.host_id != session.host_id:
-                strangers.append(report)
-                continue
-            self._apply_report(session, task, report, now)
-        if strangers:
-            asyncio.get_running_loop().create_task(self._on_strangers(session, strangers))
-
-    async def _on_strangers(self, session: AgentSession, reports: list[wire.TaskReport]) -> None:
-        ids = [r.task_id for r in reports]
-        finished = await asyncio.to_thread(self._finished_in_store, ids)
+    async def _on_strangers(
+        self, session: AgentSession, updates: Sequence[wire.TaskReport], unknown: list[str]
+    ) -> None:
+        finished = await asyncio.to_thread(self._finished_in_store, unknown)
         if session.open:
-            self._handle_unknown(session, reports, finished, len(reports), self.clock())
+            now = self.clock()
+            event = StatusReported(session.host_id, str(session.id), tuple(updates), frozenset(finished))
+            self._apply(self._decide(event, now), now)
 
-    def _apply_report(self, session: AgentSession, task: Task, report: wire.TaskReport, now: float) -> None:
-        if task.state is TaskState.DISCONNECTED:
-            task = self.ledger.apply(task, Reconnected(now)) or task
-        event = Reported(report.state, now, report.reason, report.detail, report.exit_code)
-        reported = self.ledger.apply(task, event)
-        if reported is not None and reported.is_finished:
-            self.quarantine.task_ended(reported, now)
-        task = reported or task
-        if task.is_finished:
-            self._forget_later(session.host_id, task.id)
-        elif task.state is TaskState.KILL_INITIATED and task.kill_reason is not None:
-            self.send_kills([task])
+    # -- operators --------------------------------------------------------------------------------
 
-    # -- reconciliation on (re)register ---------------------------------------------------------
+    def resolve_alert(self, alert_id: str, kill: bool) -> Alert:
+        """An operator's answer to an alert: kill or keep its unknown tasks (or dismiss an impostor)."""
+        now = self.clock()
+        decision = self._decide(ResolveAlert(alert_id, kill), now)
+        refused = decision.refused
+        if refused is not None:
+            if refused.status == 404:
+                raise NotFoundError("alert", alert_id)
+            raise ConflictError(refused.code, refused.message)
+        self._apply(decision, now)
+        return decision.alerts_resolved[0]
 
-    def _reconcile(
-        self, session: AgentSession, reports: Sequence[wire.TaskReport], finished: set[str], now: float
-    ) -> None:
-        reported = {r.task_id: r for r in reports}
-        for task in self.state.tasks_on_host(session.host_id):
-            report = reported.pop(task.id, None)
-            if report is not None:
-                self._apply_report(session, task, report, now)
-            elif task.kill_reason is not None:
-                self.ledger.apply(
-                    task, Ended(task.kill_reason, now, "gone from its host when it reconnected")
-                )
-            elif task.effective_state is TaskState.LAUNCHED:
-                # Placed, but the launch never reached the agent (lost with a connection or a master):
-                # nothing ran, so send it again rather than count the task as lost.
-                if task.state is TaskState.DISCONNECTED:
-                    task = self.ledger.apply(task, Reconnected(now)) or task
-                self.launch_after_commit([task.id])
-            else:
-                detail = f"host {session.host_id} reconnected without it"
-                self.ledger.apply(task, Ended(FinishedReason.LOST, now, detail))
-        self._handle_unknown(session, list(reported.values()), finished, len(reports), now)
+    # -- applying decisions ------------------------------------------------------------------------
 
-    def _handle_unknown(
-        self,
-        session: AgentSession,
-        reports: Sequence[wire.TaskReport],
-        finished: set[str],
-        total: int,
-        now: float,
-    ) -> None:
-        kill: list[str] = []
-        strangers: list[str] = []
-        for r in reports:
-            known = self.state.tasks.get(r.task_id)
-            if r.task_id in self._tolerated:
-                continue
-            if r.state is TaskState.FINISHED:
-                self._forget_later(session.host_id, r.task_id)
-            elif r.task_id in finished or known is not None:
-                kill.append(r.task_id)  # the master knows this task, and knows it is not meant to run here
-            else:
-                strangers.append(r.task_id)
-        limit = max(self.config.unknown_task_kill_limit, total * self.config.unknown_task_kill_pct / 100)
-        if strangers and len(strangers) > limit:
-            message = (
-                f"agent {session.host_id} runs {len(strangers)} of {total} tasks the master has no record "
-                f"of; "
-                f"over the safety limit ({limit:g}), so none were killed: check the master's state, then "
-                "resolve the alert"
-            )
-            log.error(message)
-            alert_id = f"{session.host_id}-{next(self._alert_ids)}"
-            self.alerts.append(ReconciliationAlert(alert_id, session.host_id, now, tuple(strangers), message))
-        else:
-            kill.extend(strangers)
-        if kill:
-            reason = FinishedReason.KILLED
-            specs = tuple(wire.KillSpec(t, reason, 0.0) for t in kill)
-            session.channel.send(wire.encode(wire.Kill(specs)))
-            log.warning("killing %d tasks on %s that should not run there", len(kill), session.host_id)
+    def _decide(self, event: FleetEvent, now: float) -> Decision:
+        decision = handle(_View(self), event, now, self.policy)
+        self.book = decision.book  # first: applying the rest may make the transport report new events
+        return decision
 
-    def resolve_alert(self, alert_id: str, kill: bool) -> ReconciliationAlert:
-        """An operator's answer to a reconciliation alert: kill the unknown tasks, or keep them running."""
-        alert = next((a for a in self.alerts if a.id == alert_id), None)
-        if alert is None:
-            raise NotFoundError("alert", alert_id)
-        if kill:
-            session = self.sessions.get(alert.host_id)
+    def _close(self, decision: Decision) -> None:
+        for host_id, session_id, why in decision.close_sessions:
+            session = self._open.pop(session_id, None)
             if session is None:
-                raise ConflictError(
-                    "host_unreachable", f"host {alert.host_id} is not connected: nothing can be killed"
-                )
-            specs = tuple(wire.KillSpec(t, FinishedReason.KILLED, 0.0) for t in alert.unknown_tasks)
-            session.channel.send(wire.encode(wire.Kill(specs)))
-            log.warning(
-                "operator: killing %d unknown tasks on %s (alert %s)", len(specs), alert.host_id, alert_id
-            )
-        else:
-            self._tolerated.update(alert.unknown_tasks)
-            log.warning(
-                "operator: keeping %d unknown tasks on %s (alert %s)",
-                len(alert.unknown_tasks),
-                alert.host_id,
-                alert_id,
-            )
-        self.alerts.remove(alert)
-        return alert
+                continue
+            session.open = False
+            session.channel.close(why)
+            if self.sessions.get(host_id) is session:
+                del self.sessions[host_id]
+
+    def _apply(self, decision: Decision, now: float) -> None:
+        if decision.refused is not None:
+            self._report(decision)
+            return
+        self._close(decision)
+        for host_id, _why in decision.unreachable:
+            host = self.state.hosts.get(host_id)
+            if host is not None:
+                self.ledger.set_host(replace(host, state=HostState.UNREACHABLE))
+        for task_id, stimulus in decision.stimuli:
+            self._stimulate(task_id, stimulus, now)
+        for host_id, specs in decision.kills_by_host().items():
+            session = self.sessions.get(host_id)
+            if session is not None:
+                session.send(wire.encode(wire.Kill(specs)))
+        if decision.launch_after_commit:
+            self.launch_after_commit(decision.launch_after_commit)
+        for host_id, ids in decision.forgets_by_host().items():
+            self._outbox.forgets.setdefault(host_id, []).extend(ids)
+            self._outbox.ready.set()
+        self._report(decision)
+
+    def _stimulate(self, task_id: str, stimulus: TaskStimulus, now: float) -> None:
+        task = self.state.tasks.get(task_id)
+        if task is None:
+            return
+        try:
+            changed = self.ledger.apply(task, stimulus)
+        except Exception as e:  # that task's job is at fault, not the agent or the leader
+            self.on_set_aside(task.job_id, "agent", e, now)
+            return
+        if changed is None:
+            return
+        if changed.is_finished:
+            self.quarantine.task_ended(changed, now)
+        elif changed.state is TaskState.KILL_INITIATED and task.state is not TaskState.KILL_INITIATED:
+            self.send_kills([changed])
+
+    def _report(self, decision: Decision) -> None:
+        for line in decision.logs:
+            log.log(_LEVELS[line.level], "%s", line.message)
+        metrics = self.ledger.metrics
+        for alert in decision.alerts_raised:
+            metrics.fleet_alerts.labels(type(alert).__name__).inc()
+        killed = sum(1 for _ in decision.kills)
+        if killed:
+            metrics.agent_kills.inc(killed)
 
     def _finished_in_store(self, task_ids: Sequence[str]) -> set[str]:
         found = set()
@@ -409,19 +412,13 @@ class AgentHub:
             self._outbox.launches[task_id] = None
         self._outbox.ready.set()
 
-    def _forget_later(self, host_id: str, task_id: str) -> None:
-        self._outbox.forgets.setdefault(host_id, []).append(task_id)
-        self._outbox.ready.set()
-
     def send_kills(self, tasks: Iterable[Task]) -> None:
         """Kill tasks in KillInitiated on their hosts. Kills asked for in one turn of the loop leave as one
         frame per host; a host that is not connected gets them when it registers again."""
         for task in tasks:
             if task.host_id is None or task.state is not TaskState.KILL_INITIATED or task.kill_reason is None:
                 continue
-            job = self.state.jobs.get(task.job_id)
-            grace = float(job.descriptor.container.kill_grace_period_s) if job else 10.0
-            spec = wire.KillSpec(task.id, task.kill_reason, grace)
+            spec = wire.KillSpec(task.id, task.kill_reason, self.kill_grace_s(task))
             self._kills.setdefault(task.host_id, []).append(spec)
         if self._kills and not self._kill_flush_scheduled:
             self._kill_flush_scheduled = True
@@ -433,7 +430,7 @@ class AgentHub:
         for host_id, specs in kills.items():
             session = self.sessions.get(host_id)
             if session is not None:
-                session.channel.send(wire.encode(wire.Kill(tuple(specs))))
+                session.send(wire.encode(wire.Kill(tuple(specs))))
 
     async def run_outbox(self) -> None:
         """Send launches and forgets once the state they follow from is committed."""
@@ -448,7 +445,7 @@ class AgentHub:
             for host_id, ids in forgets.items():
                 session = self.sessions.get(host_id)
                 if session is not None:
-                    session.channel.send(wire.encode(wire.Forget(tuple(ids))))
+                    session.send(wire.encode(wire.Forget(tuple(ids))))
 
     def _send_launches(self, task_ids: Sequence[str]) -> None:
         by_host: dict[str, list[wire.LaunchSpec]] = {}
@@ -479,5 +476,47 @@ class AgentHub:
         for host_id, specs in by_host.items():
             session = self.sessions.get(host_id)
             if session is not None:
-                session.channel.send(wire.encode(wire.Launch(tuple(specs))))
+                session.send(wire.encode(wire.Launch(tuple(specs))))
         self.send_kills(kills)
+
+
+class _View:
+    """The FleetView over the hub (its ``sessions`` is the rules' read-only table)."""
+
+    __slots__ = ("_hub",)
+
+    def __init__(self, hub: AgentHub) -> None:
+        self._hub = hub
+
+    @property
+    def book(self) -> FleetBook:
+        return self._hub.book
+
+    @property
+    def sessions(self) -> Mapping[str, SessionInfo]:
+        return self._hub.sessions_view
+
+    def task(self, task_id: str) -> Task | None:
+        return self._hub.task(task_id)
+
+    def tasks_on_host(self, host_id: str) -> Sequence[Task]:
+        return self._hub.tasks_on_host(host_id)
+
+    def running_tasks(self) -> int:
+        return self._hub.running_tasks()
+
+    def kill_grace_s(self, task: Task) -> float:
+        return self._hub.kill_grace_s(task)
+
+    def host_credential(self, host_id: str) -> str | None:
+        return self._hub.host_credential(host_id)
+
+
+def _credential_name(host_id: str) -> str:
+    """A token name for a host's credential (token names are lower case and at most 63 characters)."""
+    name = "host-" + "".join(c if c.isalnum() or c in "_.-" else "-" for c in host_id.lower())
+    return name[:63]
+
+
+def _reraise(_job_id: str, _stage: str, error: BaseException, _now: float) -> object:
+    raise error

@@ -17,6 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from corral.control.clock import Clock
+from corral.control.fenced import FencedStore
+from corral.domain import wire
 from corral.domain.auth import (
     ADMINS_TEAM,
     AGENTS_TEAM,
@@ -28,7 +30,6 @@ from corral.domain.auth import (
     validate_token_name,
 )
 from corral.domain.errors import ConflictError, NotFoundError, Unauthenticated, ValidationError
-from corral.store.protocol import Store
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,15 @@ def new_secret() -> str:
 
 
 class Authority:
-    def __init__(self, store: Store, clock: Clock, teams: list[Team], tokens: list[Token]) -> None:
+    def __init__(self, store: FencedStore, clock: Clock, teams: list[Team], tokens: list[Token]) -> None:
         self.store = store
         self.clock = clock
         self.teams: dict[str, Team] = {t.name: t for t in teams}
         self.tokens: dict[str, Token] = {t.id: t for t in tokens}
         self._by_digest: dict[str, Token] = {t.digest: t for t in tokens}
+        self._by_host: dict[str, Token] = {}  # host -> its bound agent credential (the newest usable)
+        for t in sorted(tokens, key=lambda t: t.created_at):
+            self._remember(t)
         self.on_revoke: list[Callable[[Token], object]] = []  # e.g. close the sessions it opened
 
     # -- authentication ---------------------------------------------------------------------------
@@ -63,7 +67,7 @@ class Authority:
             raise Unauthenticated(f"token {token.id} ({token.name}) was revoked")
         if not token.usable(self.clock()):
             raise Unauthenticated(f"token {token.id} ({token.name}) has expired")
-        return Principal(token.id, token.name, token.team, token.role)
+        return Principal(token.id, token.name, token.team, token.role, token.host)
 
     # -- tokens -----------------------------------------------------------------------------------
 
@@ -75,9 +79,15 @@ class Authority:
         ttl_s: float | None = None,
         created_by: str = "",
         secret: str | None = None,
+        host: str = "",
     ) -> tuple[str, Token]:
-        """A new token; the secret is returned once and never again."""
+        """A new token; the secret is returned once and never again. ``host``: an agent credential bound
+        to that host (it registers that host id and no other)."""
         validate_token_name(name)
+        if host and (role is not Role.AGENT or not wire.AGENT_ID.match(host)):
+            raise ValidationError(
+                "invalid_host", "only an agent credential is bound to a host, and to a valid host id", "host"
+            )
         if role in (Role.USER, Role.VIEWER) and team not in self.teams:
             raise ValidationError("unknown_team", f"team {team!r} does not exist (create it first)", "team")
         if ttl_s is not None and not ttl_s > 0:
@@ -93,6 +103,7 @@ class Authority:
             created_at=now,
             expires_at=None if ttl_s is None else now + ttl_s,
             created_by=created_by,
+            host=host,
         )
         await asyncio.to_thread(self.store.put_token, token)
         self._remember(token)
@@ -118,9 +129,20 @@ class Authority:
         token = self.tokens.get(token_id)
         return token is not None and token.usable(self.clock())
 
+    def host_credential(self, host_id: str) -> str | None:
+        """The id of the usable credential bound to ``host_id``, if one was minted or created."""
+        token = self._by_host.get(host_id)
+        if token is None or not token.usable(self.clock()):
+            return None
+        return token.id
+
     def _remember(self, token: Token) -> None:
         self.tokens[token.id] = token
         self._by_digest[token.digest] = token
+        if token.host:
+            current = self._by_host.get(token.host)
+            if token.usable(self.clock()) or (current is not None and current.id == token.id):
+                self._by_host[token.host] = token
 
     # -- teams ------------------------------------------------------------------------------------
 

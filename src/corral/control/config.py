@@ -20,8 +20,12 @@ class MasterConfig:
     heartbeat_timeout_s: float = 10.0  # silence after which a host is unreachable
     batch_window_s: float = 0.005  # gather work this long before an iteration
     idle_tick_s: float = 0.5
-    unknown_task_kill_limit: int = 5  # more unknown tasks than this on one agent: alert, kill nothing
-    unknown_task_kill_pct: float = 5.0  # ... or more than this share of the tasks it reports
+    # Unknown tasks (agents run them, the leader has no record) killed in a leader's term, fleet-wide: at
+    # most this many, or this percentage of the fleet's running tasks if larger; past it, alert, kill none.
+    unknown_task_kill_limit: int = 5
+    unknown_task_kill_pct: float = 1.0
+    unknown_task_quorum_pct: float = 90.0  # judged only once this share of the expected hosts is back ...
+    unknown_task_settle_s: float = 30.0  # ... and this long after taking office
     history_retention_s: float = 7 * 24 * 3600.0
     prune_interval_s: float = 3600.0
     sqlite_synchronous: str = "FULL"
@@ -45,8 +49,11 @@ class MasterConfig:
     submit_burst: int = 50
     rate_limit_admins: bool = False
     max_pending_tasks: int = 100_000  # submissions past this many waiting tasks are refused (503)
+    idempotency_retention_s: float = 24 * 3600.0  # an Idempotency-Key finds its job this long
     tls_cert_file: str = ""  # with tls_key_file: serve HTTPS and WSS
     tls_key_file: str = ""
+    max_body_bytes: int = 1024 * 1024  # a larger request body is refused (413) before it is read
+    request_timeout_s: float = 10.0  # a request's headers, then its body, must arrive within this long
     jobs: JobManagerConfig = field(default_factory=JobManagerConfig)
 
     @property

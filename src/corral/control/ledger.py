@@ -19,6 +19,7 @@ from corral.domain.job import Job
 from corral.domain.states import TaskState
 from corral.domain.task import Task
 from corral.jobs.task_machine import TaskStimulus, transition
+from corral.scheduler import Placement
 
 
 @dataclass(slots=True)
@@ -40,8 +41,8 @@ class Ledger:
             self.finished[job.id] = None
         self.touch(job.id)
 
-    def set_task(self, task: Task) -> None:
-        old = self.state.put_task(task)
+    def set_task(self, task: Task, footprint: Placement | None = None) -> None:
+        old = self.state.put_task(task, footprint)
         self.writer.put_task(task)
         self.bus.publish("task", lambda: to_builtins(task))
         # New pending work, or capacity given back, is worth a scheduling iteration.
@@ -57,11 +58,12 @@ class Ledger:
             self.finished[task.resubmit_of] = None  # superseded now: it may leave memory
         self.touch(task.job_id)
 
-    def apply(self, task: Task, event: TaskStimulus) -> Task | None:
-        """Run ``event`` through the task state machine and record the result; None if it was dropped."""
+    def apply(self, task: Task, event: TaskStimulus, footprint: Placement | None = None) -> Task | None:
+        """Run ``event`` through the task state machine and record the result; None if it was dropped.
+        ``footprint``: for a placement, what the scheduler charged (the state holds exactly that)."""
         new = transition(task, event)
         if new is not None:
-            self.set_task(new)
+            self.set_task(new, footprint)
         return new
 
     def set_host(self, host: Host, *, publish: bool = True) -> None:

@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 MAX_PASSES = 4
 
 
+def _raise(_job_id: str, _stage: str, error: BaseException, _now: float) -> object:
+    raise error
+
+
 class JobManager:
     def __init__(
         self,
@@ -48,6 +52,7 @@ class JobManager:
         self.config = config
         self._timers: list[tuple[float, str]] = []
         self.admit: Callable[[str], None] = lambda _group: None  # checks a job's capacity group exists
+        self.set_aside: Callable[[str, str, BaseException, float], object] = _raise
 
     # -- user commands --------------------------------------------------------------------------
 
@@ -124,7 +129,12 @@ class JobManager:
             if not dirty:
                 break
             for job_id in dirty:
-                done += self._reconcile_job(job_id, now)
+                if job_id in self.state.set_aside:
+                    continue
+                try:
+                    done += self._reconcile_job(job_id, now)
+                except Exception as e:  # that job is at fault, not the leader: set it aside, go on
+                    self.set_aside(job_id, "reconcile", e, now)
         return done
 
     def _reconcile_job(self, job_id: str, now: float) -> int:

@@ -20,21 +20,12 @@ from enum import StrEnum
 
 import httpx
 
-from corral.control.admission import Admission
-from corral.control.agents import AgentHub
-from corral.control.auth import Authority
-from corral.control.bus import EventBus
 from corral.control.clock import Clock, system_clock
 from corral.control.config import MasterConfig
-from corral.control.ledger import Ledger
-from corral.control.manager import JobManager
 from corral.control.metrics import Metrics
-from corral.control.operations import Operations
-from corral.control.queries import Queries
-from corral.control.scheduling import SchedulerShell
-from corral.control.state import ClusterState
+from corral.control.service import Service
 from corral.control.term import LoadReport, Term
-from corral.control.writer import StoreWriter, WriterFailed
+from corral.control.writer import WriterFailed
 from corral.domain.errors import CorralError
 from corral.store.lease import FencedError, Lease
 from corral.store.protocol import Store, StoreError
@@ -175,7 +166,6 @@ class Master:
 
     async def _take_office(self, epoch: int) -> Term:
         started = self.clock()
-        self.store.epoch = epoch
         loaded = await asyncio.to_thread(self.store.load_active)  # StoreError: refuse to lead
         groups = await asyncio.to_thread(self.store.load_groups)
         settings = await asyncio.to_thread(self.store.load_settings)
@@ -268,7 +258,6 @@ class Master:
         """The store cannot be trusted: do not lead on it, and let nobody think we do."""
         self.failure = error
         self.role = Role.FAILED
-        self.store.epoch = None
         log.critical("refusing to lead: %s", error)
         with contextlib.suppress(Exception):
             self.store.release_lease(self.id, epoch)
@@ -276,12 +265,11 @@ class Master:
             self._on_fatal(error)
 
     async def _step_down(self, term: Term, *, flush: bool) -> None:
-        """End the term. The store keeps the term's epoch until its writer has stopped, so anything still
-        in flight is fenced by the database if a newer leader exists."""
+        """End the term. Its writes carry its own epoch (``FencedStore``) for as long as they run, so one
+        still in flight is refused by the database if a newer leader exists."""
         if self.term is term:
             self.term = None
         await term.stop(flush=flush)
-        self.store.epoch = None
 
     def _campaign_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -293,67 +281,19 @@ class Master:
             if self._on_fatal is not None:
                 self._on_fatal(error)
 
-    # -- the current term's parts (for the API); NotLeader when this master does not lead ---------
+    # -- the front door, while this master leads ---------------------------------------------------
 
-    def _current(self) -> Term:
+    @property
+    def service(self) -> Service:
+        """The leader's front door; NotLeader (with where the leader is) when this master does not lead."""
         term = self.term
         if term is None or self.role is not Role.LEADER:
             raise NotLeader(self.leader.url if self.leader is not None and self.leader.live else "")
-        return term
-
-    @property
-    def state(self) -> ClusterState:
-        return self._current().state
-
-    @property
-    def jobs(self) -> JobManager:
-        return self._current().jobs
-
-    @property
-    def hub(self) -> AgentHub:
-        return self._current().hub
-
-    @property
-    def scheduler(self) -> SchedulerShell:
-        return self._current().scheduler
-
-    @property
-    def queries(self) -> Queries:
-        return self._current().queries
-
-    @property
-    def auth(self) -> Authority:
-        return self._current().auth
-
-    @property
-    def admission(self) -> Admission:
-        return self._current().admission
-
-    @property
-    def ops(self) -> Operations:
-        return self._current().ops
-
-    @property
-    def bus(self) -> EventBus:
-        return self._current().bus
-
-    @property
-    def writer(self) -> StoreWriter:
-        return self._current().writer
-
-    @property
-    def ledger(self) -> Ledger:
-        return self._current().ledger
+        return term.service
 
     @property
     def load_report(self) -> LoadReport | None:
         return self.last_load
-
-    async def prune(self, older_than_s: float) -> int:
-        return await self._current().prune(older_than_s)
-
-    def step(self) -> None:
-        self._current().step()
 
 
 async def _answers(url: str) -> bool:

@@ -69,4 +69,21 @@ class Metrics:
         self.quarantines = Counter(
             "corral_host_quarantines", "Hosts quarantined for system errors", registry=r
         )
+        self.set_aside = Counter(
+            "corral_jobs_set_aside",
+            "Jobs set aside after their load, reconciliation, placement or store write raised",
+            ["stage"],
+            registry=r,
+        )
+        self.fleet_alerts = Counter(
+            "corral_fleet_alerts",
+            "Alerts the agent protocol raised: unknown tasks left running, impostor registrations",
+            ["kind"],
+            registry=r,
+        )
+        self.agent_kills = Counter(
+            "corral_agent_kills",
+            "Kill orders sent on reconciliation: tasks that must not run where an agent runs them",
+            registry=r,
+        )
         self.canary_runs = Counter("corral_canary_runs", "Canary jobs, by outcome", ["outcome"], registry=r)

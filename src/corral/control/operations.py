@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+from corral.control.fenced import FencedStore
 from corral.control.ledger import Ledger
 from corral.control.scheduling import SchedulerShell
 from corral.domain.capacity import DEFAULT_GROUP, CapacityGroup, Tier, validate_group
 from corral.domain.errors import ConflictError, NotFoundError, ValidationError
 from corral.scheduler.profile import Mode, Profile
-from corral.store.protocol import Store
 
 MODE_KEY = "scheduler.mode."
 DRAIN_KEY = "host.draining."
@@ -34,7 +34,7 @@ def profile_from_settings(settings: dict[str, str]) -> Profile:
 
 
 class Operations:
-    def __init__(self, ledger: Ledger, store: Store, scheduler: SchedulerShell) -> None:
+    def __init__(self, ledger: Ledger, store: FencedStore, scheduler: SchedulerShell) -> None:
         self.ledger = ledger
         self.state = ledger.state
         self.store = store

@@ -7,10 +7,12 @@ exports the same figures as gauges.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from corral.control.state import ClusterState
 from corral.domain.host import Host
+from corral.domain.job import Job
 from corral.domain.states import HostState, JobState, TaskState
 
 PENDING_BUCKETS_S = (60, 300, 600, 900)
@@ -97,7 +99,11 @@ def allocation(state: ClusterState) -> dict[str, Allocation]:
     }
 
 
-def overview(state: ClusterState, now: float, top: int = 10) -> Overview:
+def overview(
+    state: ClusterState, now: float, top: int = 10, visible: Callable[[Job], bool] | None = None
+) -> Overview:
+    """The cluster at a glance. ``visible``: which jobs the caller may see by id (the busiest list names
+    jobs; the counts are the fleet's and name none)."""
     ages, later = pending_ages(state, now)
     by_group: Counter[str] = Counter()
     running: Counter[str] = Counter()
@@ -110,7 +116,10 @@ def overview(state: ClusterState, now: float, top: int = 10) -> Overview:
         elif task.host_id is not None and task.state is not TaskState.FINISHED:
             running[task.job_id] += 1
     busiest = []
-    for job_id in sorted({*running, *pending}, key=lambda j: (-running[j], -pending[j], j))[:top]:
+    candidates = {*running, *pending}
+    if visible is not None:
+        candidates = {j for j in candidates if visible(state.jobs[j])}
+    for job_id in sorted(candidates, key=lambda j: (-running[j], -pending[j], j))[:top]:
         job = state.jobs[job_id]
         asks = job.descriptor.container.resources
         busiest.append(

@@ -3,21 +3,29 @@
 Placed tasks move to Launched in memory at once (so the next iteration sees the room they took) and
 their launch messages leave once that is committed. Each task left pending keeps its explanation for
 ``corral why`` and the API. The profile (each tier's mode) can be switched while running.
+
+One job must not stop the scheduler: a job whose description raises is set aside; if the iteration itself
+raises, the jobs are halved until the ones that make it raise are found and set aside, and the rest is
+scheduled.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from corral.control.agents import AgentHub
 from corral.control.ledger import Ledger
-from corral.domain.job import Job
+from corral.control.setaside import SetAside
+from corral.jobs.config import JobManagerConfig
 from corral.jobs.crash_loop import crash_loop_delay_s
 from corral.jobs.task_machine import Placed
-from corral.scheduler import JobClass, Pending, PendingTask, Profile, Snapshot, schedule
+from corral.scheduler import JobClass, Pending, PendingTask, Plan, Profile, Snapshot, schedule
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -32,13 +40,15 @@ class IterationStats:
 @dataclass(slots=True)
 class SchedulerShell:
     ledger: Ledger
-    hub: AgentHub
+    launch_after_commit: Callable[[list[str]], None]
+    config: JobManagerConfig
+    set_aside: Callable[[str, str, BaseException, float], SetAside | None]
     profile: Profile = field(default_factory=Profile)
     seed: int = 0
+    schedule_fn: Callable[[Snapshot, Profile, np.random.Generator], Plan] = schedule  # the pure core
     pending_reasons: dict[str, Pending] = field(default_factory=dict)
     next_ready_at: float | None = None
     stats: IterationStats = field(default_factory=IterationStats)
-    _classes: dict[str, tuple[Job, JobClass]] = field(default_factory=dict)
 
     def due(self, now: float) -> bool:
         if self.ledger.schedule_needed:
@@ -49,6 +59,24 @@ class SchedulerShell:
         """One scheduling iteration over every pending task; returns how many were placed."""
         self.ledger.schedule_needed = False
         self.next_ready_at = None
+        jobs, tasks, waits = self._describe(now)
+        if not tasks:
+            self.pending_reasons = {}
+            return 0
+        rng = np.random.default_rng([self.seed, self.stats.iterations])
+        started = time.perf_counter()
+        plan = self._plan(now, jobs, tasks, rng)
+        elapsed = time.perf_counter() - started
+        placed = self._apply(plan, now)
+        self._record(plan, elapsed, len(tasks), len(placed))
+        self.launch_after_commit(placed)
+        self.pending_reasons = {p.task_id: p for p in plan.pending}
+        if waits:
+            self.next_ready_at = min(waits)
+        return len(placed)
+
+    def _describe(self, now: float) -> tuple[dict[str, JobClass], list[PendingTask], list[float]]:
+        """The pending work as the scheduler takes it; a job that cannot be described is set aside."""
         state = self.ledger.state
         jobs: dict[str, JobClass] = {}
         tasks: list[PendingTask] = []
@@ -56,13 +84,17 @@ class SchedulerShell:
         for task in state.pending_tasks():
             if task.job_id not in jobs:
                 job = state.jobs.get(task.job_id)
-                if job is None:
+                if job is None or job.id in state.set_aside:
                     continue
-                jobs[task.job_id] = self._class_of(job)
+                try:
+                    jobs[job.id] = state.classes.of(job)
+                except Exception as e:
+                    self.set_aside(job.id, "schedule", e, now)
+                    continue
             order = (task.created_at, task.index or 0)
             if task.ready_at > now:
                 waits.append(task.ready_at)
-                backoff = crash_loop_delay_s(self.hub.config.jobs, task.job_failure_streak)
+                backoff = crash_loop_delay_s(self.config, task.job_failure_streak)
                 if backoff > 0:
                     tasks.append(
                         PendingTask(
@@ -71,62 +103,83 @@ class SchedulerShell:
                     )
                     continue
             tasks.append(PendingTask(task.id, task.job_id, task.ready_at, order))
-        if len(self._classes) > 2 * len(jobs) + 64:
-            self._classes = {k: v for k, v in self._classes.items() if k in jobs}
-        if not tasks:
-            self.pending_reasons = {}
-            return 0
-        snapshot = Snapshot(now, state.cluster, jobs, tasks, state.groups, state.group_usage())
-        rng = np.random.default_rng([self.seed, self.stats.iterations])
-        started = time.perf_counter()
-        plan = schedule(snapshot, self.profile, rng)
-        elapsed = time.perf_counter() - started
-        self.stats.last_ms = elapsed * 1000
-        metrics = self.ledger.metrics
-        metrics.iteration.observe(elapsed)
-        self.stats.iterations += 1
-        self.stats.last_tasks = len(tasks)
+        return jobs, tasks, waits
+
+    def _plan(
+        self, now: float, jobs: dict[str, JobClass], tasks: list[PendingTask], rng: np.random.Generator
+    ) -> Plan:
+        try:
+            return self.schedule_fn(self._snapshot(now, jobs, tasks), self.profile, rng)
+        except Exception as e:
+            log.error("a scheduling iteration raised (%s): looking for the jobs that make it raise", e)
+        culprits = self._culprits(now, sorted(jobs), tasks)
+        for job_id, error in culprits.items():
+            self.set_aside(job_id, "schedule", error, now)
+        rest = [t for t in tasks if t.job_id not in culprits]
+        jobs = {k: v for k, v in jobs.items() if k not in culprits}
+        rng = np.random.default_rng([self.seed, self.stats.iterations, len(culprits)])
+        return self.schedule_fn(self._snapshot(now, jobs, rest), self.profile, rng) if rest else Plan()
+
+    def _culprits(self, now: float, job_ids: list[str], tasks: list[PendingTask]) -> dict[str, BaseException]:
+        """Halve the jobs until each one that makes an iteration raise on its own is found."""
+        state = self.ledger.state
+        found: dict[str, BaseException] = {}
+
+        def search(ids: list[str]) -> None:
+            chosen = set(ids)
+            part = [t for t in tasks if t.job_id in chosen]
+            try:
+                jobs = {j: state.classes.of(state.jobs[j]) for j in ids}
+                self.schedule_fn(self._snapshot(now, jobs, part), self.profile, np.random.default_rng(0))
+                return
+            except Exception as e:
+                if len(ids) == 1:
+                    found[ids[0]] = e
+                    return
+            half = len(ids) // 2
+            search(ids[:half])
+            search(ids[half:])
+
+        if job_ids:
+            search(job_ids)
+        return found
+
+    def _snapshot(self, now: float, jobs: dict[str, JobClass], tasks: list[PendingTask]) -> Snapshot:
+        state = self.ledger.state
+        return Snapshot(now, state.cluster, jobs, tasks, state.groups, state.group_usage())
+
+    def _apply(self, plan: Plan, now: float) -> list[str]:
+        state = self.ledger.state
+        queue_wait = self.ledger.metrics.queue_wait
         placed = []
         for a in plan.assignments:
             chosen = state.tasks.get(a.task_id)
+            if chosen is None:
+                continue
             event = Placed(a.host_id, now, a.ports, a.interface, a.address)
-            if chosen is not None and self.ledger.apply(chosen, event) is not None:
-                placed.append(a.task_id)
-                metrics.queue_wait.observe(max(0.0, now - max(chosen.created_at, chosen.ready_at)))
-        self.stats.placed += len(placed)
-        self.stats.last_placed = len(placed)
-        metrics.placed.inc(len(placed))
-        metrics.iteration_placements.observe(len(placed))
+            try:
+                if self.ledger.apply(chosen, event, a.footprint) is None:
+                    continue
+            except Exception as e:  # holding the placement raised: that job, not the iteration, is at fault
+                self.set_aside(chosen.job_id, "schedule", e, now)
+                continue
+            placed.append(a.task_id)
+            queue_wait.observe(max(0.0, now - max(chosen.created_at, chosen.ready_at)))
+        return placed
+
+    def _record(self, plan: Plan, elapsed: float, tasks: int, placed: int) -> None:
+        metrics = self.ledger.metrics
+        self.stats.last_ms = elapsed * 1000
+        self.stats.iterations += 1
+        self.stats.last_tasks = tasks
+        self.stats.placed += placed
+        self.stats.last_placed = placed
+        metrics.iteration.observe(elapsed)
+        metrics.placed.inc(placed)
+        metrics.iteration_placements.observe(placed)
         for pending in plan.pending:
             for name, hosts in pending.rejections.items():
                 metrics.rejections.labels(name).inc(hosts)
-        self.hub.launch_after_commit(placed)
-        self.pending_reasons = {p.task_id: p for p in plan.pending}
-        if waits:
-            self.next_ready_at = min(waits)
-        return len(placed)
-
-    def _class_of(self, job: Job) -> JobClass:
-        cached = self._classes.get(job.id)
-        if cached is not None and cached[0] is job:
-            return cached[1]
-        d = job.descriptor
-        c = d.container
-        size = d.batch.size if d.batch is not None else (d.service.capacity.desired if d.service else 1)
-        cls = JobClass(
-            job_id=job.id,
-            group=d.capacity_group,
-            request=c.resources.vector,
-            created_at=job.created_at,
-            ports=c.resources.ports,
-            sg_code=self.ledger.state.cluster.sg_code(c.security.security_groups),
-            image=c.image.reference,
-            size=size,
-            hard=c.hard_constraints,
-            soft=c.soft_constraints,
-        )
-        self._classes[job.id] = (job, cls)
-        return cls
 
     def explain(self, task_id: str) -> Pending | None:
         return self.pending_reasons.get(task_id)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
+from corral.control.classes import JobClasses
+from corral.control.setaside import SetAsideJobs
 from corral.domain.capacity import DEFAULT_GROUP, CapacityGroup, default_group
-from corral.domain.constraints import ConstraintName, is_enabled
 from corral.domain.host import Host
 from corral.domain.job import Job
 from corral.domain.resources import ZERO, Resources
@@ -33,10 +34,13 @@ class ClusterState:
         self.groups: dict[str, CapacityGroup] = {DEFAULT_GROUP: default_group()}
         self.drained: set[str] = set()  # hosts an operator is draining (kept across restarts)
         self.host_images: dict[str, frozenset[str]] = {}
-        self._footprints: dict[str, Placement] = {}
-        self._shapes: dict[
-            str, tuple[Resources, int, bool, str]
-        ] = {}  # job -> request, sg code, ...  # task -> what it holds on its host
+        self.classes = JobClasses(self.cluster)  # each job as the scheduler sees it
+        self.set_aside = SetAsideJobs()  # jobs taken out of the loops after raising
+        self._footprints: dict[str, Placement] = {}  # task -> what it holds on its host
+        self.on_host_count = 0  # tasks placed on hosts and not finished, fleet-wide
+        # Tasks whose footprint could not be charged to their host when it registered (a record written
+        # by something else, say): their job is set aside by whoever registered the host.
+        self.faults: list[tuple[str, BaseException]] = []
         self._usage: dict[str, Resources] = {}  # capacity group -> what its placed tasks hold
 
     # -- jobs -----------------------------------------------------------------------------------
@@ -59,7 +63,7 @@ class ClusterState:
         for task_id in list(self._by_job.pop(job_id, {})):
             self.drop_task(task_id)
         job = self.jobs.pop(job_id, None)
-        self._shapes.pop(job_id, None)
+        self.classes.forget(job_id)
         key = job.descriptor.job_group_key if job else None
         if key is not None and self._group_keys.get(key) == job_id:
             del self._group_keys[key]
@@ -69,8 +73,11 @@ class ClusterState:
 
     # -- tasks ----------------------------------------------------------------------------------
 
-    def put_task(self, task: Task) -> Task | None:
-        """Store ``task``, keeping indices and host accounting right. Returns the previous record."""
+    def put_task(self, task: Task, footprint: Placement | None = None) -> Task | None:
+        """Store ``task``, keeping indices and host accounting right. Returns the previous record.
+
+        ``footprint`` is what the scheduler charged when it placed the task; without it (a task loaded
+        from the store, or re-registered) the same derivation is made from the task's job."""
         old = self.tasks.get(task.id)
         self.tasks[task.id] = task
         self._by_job.setdefault(task.job_id, {})[task.id] = None
@@ -83,7 +90,7 @@ class ClusterState:
         if old is not None and old_host is not None and old_host != new_host:
             self._release(old, old_host)
         if new_host is not None and new_host != old_host:
-            self._hold(task, new_host)
+            self._hold(task, new_host, footprint)
         return old
 
     def drop_task(self, task_id: str) -> None:
@@ -108,24 +115,16 @@ class ClusterState:
         return [self.tasks[t] for t in self._by_host.get(host_id, {})]
 
     def _footprint(self, task: Task) -> Placement | None:
-        shape = self._shapes.get(task.job_id)
-        if shape is None:
-            job = self.jobs.get(task.job_id)
-            if job is None:
-                return None
-            # What every task of the job holds, worked out once per job (a master loads 100,000 tasks).
-            c = job.descriptor.container
-            exclusive = is_enabled(c.hard_constraints.get(ConstraintName.EXCLUSIVE_HOST, "false"))
-            sg_code = self.cluster.sg_code(c.security.security_groups)
-            shape = self._shapes[task.job_id] = (c.resources.vector, sg_code, exclusive, c.image.reference)
-        request, sg_code, exclusive, image = shape
-        return Placement(
-            task.job_id, request, task.ports, sg_code, task.interface, task.address, exclusive, image
-        )
+        job = self.jobs.get(task.job_id)
+        if job is None:
+            return None
+        return self.classes.of(job).footprint(task.ports, task.interface, task.address)
 
-    def _hold(self, task: Task, host_id: str) -> None:
+    def _hold(self, task: Task, host_id: str, footprint: Placement | None = None) -> None:
         self._by_host.setdefault(host_id, {})[task.id] = None
-        footprint = self._footprint(task)
+        self.on_host_count += 1
+        if footprint is None:
+            footprint = self._footprint(task)
         if footprint is None:
             return
         self._footprints[task.id] = footprint
@@ -137,8 +136,8 @@ class ClusterState:
 
     def _release(self, task: Task, host_id: str) -> None:
         on_host = self._by_host.get(host_id)
-        if on_host is not None:
-            on_host.pop(task.id, None)
+        if on_host is not None and on_host.pop(task.id, 0) is None:
+            self.on_host_count -= 1
         footprint = self._footprints.pop(task.id, None)
         if footprint is None:
             return
@@ -179,8 +178,17 @@ class ClusterState:
             h = self.cluster.index[host.id]
             for task_id in self._by_host.get(host.id, {}):
                 footprint = self._footprints.get(task_id)
-                if footprint is not None:
+                if footprint is None:
+                    continue
+                try:
                     self.cluster.assign(h, footprint)
+                except Exception as e:  # that task's record is at fault, not the host: set its job aside
+                    del self._footprints[task_id]
+                    self.faults.append((footprint.job_id, e))
+
+    def take_faults(self) -> list[tuple[str, BaseException]]:
+        faults, self.faults = self.faults, []
+        return faults
 
     def free(self, host: Host) -> Resources:
         h = self.cluster.index.get(host.id)
@@ -220,12 +228,22 @@ class ClusterState:
 
     # -- loading --------------------------------------------------------------------------------
 
-    def load(self, jobs: Iterable[Job], tasks: Iterable[Task]) -> None:
+    def load(self, jobs: Iterable[Job], tasks: Iterable[Task]) -> list[tuple[str, BaseException]]:
+        """Hold what the store loaded. A job whose records cannot be held (deriving a task's footprint
+        raises, say) is reported, not fatal: the caller sets it aside and the rest loads."""
+        failed: dict[str, BaseException] = {}
         for job in jobs:
-            self.put_job(job)
+            try:
+                self.put_job(job)
+            except Exception as e:
+                failed[job.id] = e
         for task in tasks:
-            if task.job_id in self.jobs:
-                self.put_task(task)
+            if task.job_id in self.jobs and task.job_id not in failed:
+                try:
+                    self.put_task(task)
+                except Exception as e:
+                    failed[task.job_id] = e
+        return list(failed.items())
 
 
 def _same_for_scheduling(a: Host, b: Host) -> bool:

@@ -1,7 +1,7 @@
 """One leadership term: the leader's state and loops, from loading the store to stepping down.
 
 Start-up work is kept small so failover is fast: state is loaded and nothing is written; tasks on hosts
-whose agents have not come back yet keep their state and wait (``AgentHub.await_hosts``), lost only if
+whose agents have not come back yet keep their state and wait (``AgentHub.take_office``), lost only if
 their host never returns.
 """
 
@@ -21,6 +21,8 @@ from corral.control.bus import EventBus
 from corral.control.canary import run_canary
 from corral.control.clock import Clock, IdGenerator
 from corral.control.config import MasterConfig
+from corral.control.fenced import FencedStore
+from corral.control.idempotency import IdempotencyKeys
 from corral.control.ledger import Ledger
 from corral.control.manager import JobManager
 from corral.control.memory import evict_finished
@@ -28,9 +30,12 @@ from corral.control.metrics import Metrics
 from corral.control.operations import Operations, drained_from_settings, profile_from_settings
 from corral.control.queries import Queries
 from corral.control.scheduling import SchedulerShell
+from corral.control.service import Service
+from corral.control.setaside import SetAside
 from corral.control.state import ClusterState
 from corral.control.writer import StoreWriter
 from corral.domain.auth import Team, Token
+from corral.domain.codec import to_builtins
 from corral.domain.states import HostState
 from corral.store.protocol import LoadedState, Store
 
@@ -72,34 +77,81 @@ class Term:
         self._on_fatal = on_fatal
         self.state = ClusterState()
         self.bus = EventBus()
-        self.writer = StoreWriter(store, on_fatal=on_fatal)
+        # Every write of this term carries its epoch, for the term's whole life (fencing).
+        self.fenced = FencedStore(store, epoch)
+        self.writer = StoreWriter(self.fenced, on_fatal=on_fatal, on_rejected=self._rejected)
         self.ledger = Ledger(self.state, self.writer, self.bus, metrics=metrics)
-        self.hub = AgentHub(self.ledger, store, self.writer, clock, config)
+        self.auth = Authority(self.fenced, clock, teams or [], tokens or [])
+        self.hub = AgentHub(self.ledger, store, self.writer, clock, config, self.auth)
+        self.hub.on_set_aside = self.set_aside
         self.jobs = JobManager(self.ledger, self.hub, clock, IdGenerator(clock), config.jobs)
-        self.scheduler = SchedulerShell(self.ledger, self.hub, profile_from_settings(settings))
+        self.scheduler = SchedulerShell(
+            self.ledger,
+            self.hub.launch_after_commit,
+            config.jobs,
+            self.set_aside,
+            profile_from_settings(settings),
+        )
         self.queries = Queries(self.state, store)
-        self.ops = Operations(self.ledger, store, self.scheduler)
-        self.auth = Authority(store, clock, teams or [], tokens or [])
+        self.ops = Operations(self.ledger, self.fenced, self.scheduler)
         self.admission = Admission(self.state, self.auth, config, clock)
-        self.auth.on_revoke.append(lambda token: self.hub.drop_credential(token.id))
+        self.auth.on_revoke.append(lambda token: self.hub.drop_credential(token.id, token.host))
         self.jobs.admit = self.ops.require_group
+        self.jobs.set_aside = self.set_aside
+        self.keys = IdempotencyKeys(
+            lambda scope, key: store.get_idempotency(scope, key),
+            lambda record: self.writer.put_idempotency(record),
+            clock,
+            config.idempotency_retention_s,
+        )
         self.state.groups.update((g.name, g) for g in groups)
         self.state.drained = drained_from_settings(settings)
 
-        self.state.load(loaded.jobs, loaded.tasks)
+        for job_id, error in self.state.load(loaded.jobs, loaded.tasks):
+            self.set_aside(job_id, "load", error, clock())
         for job in self.state.jobs.values():
             self.ledger.touch(job.id)
         for task in loaded.tasks:
             if task.is_finished:
                 self.ledger.finished[task.id] = None
-        # Hosts that hold tasks but have not registered with this leader yet: wait for them.
+        # Hosts that hold tasks but have not registered with this leader yet: wait for them. Tasks of jobs
+        # set aside at load are neither killed nor counted as unknown when their agents report them.
         awaiting = {t.host_id for t in self.state.tasks.values() if t.on_host and t.host_id is not None}
-        self.hub.await_hosts(awaiting, clock() + config.jobs.lost_after_s)
+        aside = {t.id for t in loaded.tasks if t.job_id in self.state.set_aside}
+        self.hub.take_office(clock(), awaiting, aside)
         self.load_report = LoadReport(
             epoch, len(loaded.jobs), len(loaded.tasks), len(awaiting), clock() - started
         )
         self._tasks: list[asyncio.Task[None]] = []
         self._writer_task: asyncio.Task[None] | None = None
+        self.service = Service(
+            config=config,
+            clock=clock,
+            epoch=epoch,
+            state=self.state,
+            ledger=self.ledger,
+            writer=self.writer,
+            bus=self.bus,
+            jobs=self.jobs,
+            hub=self.hub,
+            scheduler=self.scheduler,
+            ops=self.ops,
+            auth=self.auth,
+            admission=self.admission,
+            queries=self.queries,
+            keys=self.keys,
+            prune=self.prune,
+        )
+
+    def set_aside(self, job_id: str, stage: str, error: BaseException, now: float) -> SetAside | None:
+        """Take one job out of the loops after it raised: marked, alerted, counted; the leader goes on."""
+        record = self.state.set_aside.put(job_id, stage, error, now)
+        if record is not None:
+            self.ledger.metrics.set_aside.labels(stage).inc()
+            job = self.state.jobs.get(job_id)
+            if job is not None:
+                self.bus.publish("job", lambda: to_builtins(job))
+        return record
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -168,8 +220,11 @@ class Term:
             for due in (self.jobs.next_timer, self.scheduler.next_ready_at, self.hub.next_deadline):
                 if due is not None:
                     timeout = min(timeout, max(0.0, due - now))
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancel that ends the
+            # term when the event is set at the same moment (gh-86296), and the step-down then waits forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await wake.wait()
             wake.clear()
             if self.config.batch_window_s > 0:
                 await asyncio.sleep(self.config.batch_window_s)
@@ -186,14 +241,30 @@ class Term:
                 if forgotten and not self.state.tasks_on_host(host.id):
                     del self.state.hosts[host.id]
 
+    def _rejected(self, kind: str, ident: str, error: BaseException) -> None:
+        """The store refused a record for its data: its job is set aside (a submission is also refused)."""
+        if kind == "job":
+            job_id: str | None = ident
+        elif kind == "task":
+            task = self.state.tasks.get(ident)
+            job_id = task.job_id if task is not None else None
+        else:
+            job_id = None
+        if job_id is not None:
+            self.set_aside(job_id, "store", error, self.clock())
+
     async def _prune_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.prune_interval_s)
             await self.prune(self.config.history_retention_s)
+            retention = self.config.idempotency_retention_s
+            keys = await asyncio.to_thread(self.fenced.prune_idempotency, self.clock() - retention)
+            if keys:
+                log.info("pruned %d idempotency keys older than %.0fs", keys, retention)
 
     async def prune(self, older_than_s: float) -> int:
         before = self.clock() - older_than_s
-        pruned = await asyncio.to_thread(self.store.prune_finished, before)
+        pruned = await asyncio.to_thread(self.fenced.prune_finished, before)
         if pruned:
             log.info("pruned %d finished jobs older than %.0fs", pruned, older_than_s)
         return pruned

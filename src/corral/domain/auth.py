@@ -62,6 +62,7 @@ class Token:
     expires_at: float | None = None
     revoked_at: float | None = None
     created_by: str = ""
+    host: str = ""  # an agent credential bound to one host: it registers that host and no other
 
     def usable(self, now: float) -> bool:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
@@ -73,6 +74,7 @@ class Principal:
     name: str
     team: str
     role: Role
+    host: str = ""  # for a host-bound agent credential: the host it may register
 
     @property
     def is_admin(self) -> bool:
@@ -90,8 +92,8 @@ class Principal:
 ADMINS_TEAM = "admins"
 AGENTS_TEAM = "agents"
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-_EMAIL_PATTERN = re.compile(r"^([^@\s]+)?@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}\Z")
+_EMAIL_PATTERN = re.compile(r"^([^@\s]+)?@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\Z")
 
 
 def validate_team(team: Team) -> None:

@@ -35,7 +35,7 @@ def default_group() -> CapacityGroup:
     return CapacityGroup(DEFAULT_GROUP, Tier.FLEX, ZERO, None, "jobs that name no group")
 
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]{0,62}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]{0,62}\Z")
 
 
 def validate_group(group: CapacityGroup) -> None:

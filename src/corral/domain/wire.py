@@ -17,6 +17,7 @@ from corral.domain.host import HostAttributes
 from corral.domain.job import Container
 from corral.domain.resources import Resources
 from corral.domain.states import FinishedReason, TaskState
+from corral.domain.validation import check_strings
 
 PROTOCOL_VERSION = 1
 
@@ -93,6 +94,9 @@ class Status:
 class Registered:
     heartbeat_interval_s: float
     master_version: str = ""
+    # An agent that joined with a join token gets a credential bound to its host, once: it keeps it and
+    # presents it from then on (the join token may not register a host that has its own credential).
+    credential: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +185,7 @@ def encode(message: Message) -> dict[str, Any]:
     return data
 
 
-AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,252}$")
+AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,252}\Z")
 
 
 def validate_register(msg: Register) -> None:
@@ -220,4 +224,6 @@ def decode(data: Any) -> Message:
         message: Message = from_builtins(body, kind)
     except Exception as e:
         raise ValidationError("bad_message", f"malformed {data['type']} message: {e}") from e
+    # A peer's strings reach the store (task details, host attributes): no lone surrogate, no NUL.
+    check_strings(message, str(data["type"]))
     return message

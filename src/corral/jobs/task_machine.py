@@ -7,10 +7,27 @@ repeat its state, or touch a finished task returns None: the caller drops it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from corral.domain.states import TASK_STATE_RANK, FinishedReason, TaskState
+from corral.domain.stimuli import Ended, HostLost, KillRequested, Placed, Reconnected, Reported, TaskStimulus
 from corral.domain.task import Task, TaskEvent
+
+# The stimuli live in domain/stimuli.py, so that fleet speaks them without importing jobs; they are
+# re-exported here for the modules that still import them from this one.
+__all__ = [
+    "HISTORY_LIMIT",
+    "KILLABLE_ON_HOST",
+    "REPORTABLE",
+    "Ended",
+    "HostLost",
+    "KillRequested",
+    "Placed",
+    "Reconnected",
+    "Reported",
+    "TaskStimulus",
+    "transition",
+]
 
 HISTORY_LIMIT = 64
 REPORTABLE = frozenset(
@@ -23,58 +40,6 @@ REPORTABLE = frozenset(
     }
 )
 KILLABLE_ON_HOST = frozenset({TaskState.LAUNCHED, TaskState.START_INITIATED, TaskState.STARTED})
-
-
-@dataclass(frozen=True, slots=True)
-class Placed:
-    """The scheduler put the task on a host; the launch goes out."""
-
-    host_id: str
-    at: float
-    ports: tuple[int, ...] = ()
-    interface: int | None = None
-    address: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Reported:
-    """An agent says the task is in ``state``."""
-
-    state: TaskState
-    at: float
-    reason: FinishedReason | None = None
-    detail: str = ""
-    exit_code: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class KillRequested:
-    reason: FinishedReason
-    at: float
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class HostLost:
-    at: float
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Reconnected:
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Ended:
-    """Finish the task without the agent: never placed, timed out, or its host is gone."""
-
-    reason: FinishedReason
-    at: float
-    detail: str = ""
-
-
-TaskStimulus = Placed | Reported | KillRequested | HostLost | Reconnected | Ended
 
 
 def transition(task: Task, event: TaskStimulus) -> Task | None:

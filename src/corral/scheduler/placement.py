@@ -33,6 +33,7 @@ class Landed:
     ports: tuple[int, ...]
     interface: int | None
     address: int | None
+    footprint: Placement  # what the task holds there, as charged to the cluster
 
 
 class ClassPlacer:
@@ -145,19 +146,7 @@ class ClassPlacer:
             picked = c.pick_address(h, ctx.cls.sg_code)
             if picked is not None:
                 interface, address = picked
-        c.assign(
-            h,
-            Placement(
-                ctx.cls.job_id,
-                ctx.cls.request,
-                ports,
-                ctx.cls.sg_code,
-                interface,
-                address,
-                ctx.exclusive,
-                ctx.cls.image,
-            ),
-            ctx.req,
-        )
+        footprint = ctx.cls.footprint(ports, interface, address)
+        c.assign(h, footprint, ctx.req)
         ctx.place_one(h)
-        return Landed(h, ports, interface, address)
+        return Landed(h, ports, interface, address, footprint)

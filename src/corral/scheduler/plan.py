@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from corral.scheduler.cluster import Placement
+
 
 class PendingReason(StrEnum):
     NOT_READY = "not_ready"  # waiting out a retry delay
@@ -26,6 +28,7 @@ class Assignment:
     ports: tuple[int, ...] = ()
     interface: int | None = None
     address: int | None = None
+    footprint: Placement | None = None  # what the scheduler charged: the master holds exactly this
 
 
 @dataclass(frozen=True, slots=True)

@@ -95,7 +95,9 @@ class _Iteration:
         landed = placer.place(count)
         for task, spot in zip(tasks, landed, strict=False):
             host = self.cluster.ids[spot.host]
-            self.assignments.append(Assignment(task.task_id, host, spot.ports, spot.interface, spot.address))
+            self.assignments.append(
+                Assignment(task.task_id, host, spot.ports, spot.interface, spot.address, spot.footprint)
+            )
             self.changed.append(spot.host)
         self.seen[cls.job_id] = len(self.changed)
         bucket.usage += req * len(landed)

@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from corral.domain.capacity import CapacityGroup
+from corral.domain.constraints import ConstraintName, is_enabled
 from corral.domain.resources import Resources
-from corral.scheduler.cluster import Cluster
+from corral.scheduler.cluster import Cluster, Placement
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,19 @@ class JobClass:
     size: int = 1  # batch size or service desired: zone_balance spreads this many
     hard: Mapping[str, str] = field(default_factory=dict)
     soft: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def exclusive(self) -> bool:
+        return is_enabled(self.hard.get(ConstraintName.EXCLUSIVE_HOST, "false"))
+
+    def footprint(
+        self, ports: tuple[int, ...] = (), interface: int | None = None, address: int | None = None
+    ) -> Placement:
+        """What one task of the class holds on its host: the one derivation the scheduler charges when it
+        places a task and the master holds for it from then on (or from its record, after a restart)."""
+        return Placement(
+            self.job_id, self.request, ports, self.sg_code, interface, address, self.exclusive, self.image
+        )
 
 
 @dataclass(frozen=True, slots=True)

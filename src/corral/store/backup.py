@@ -1,8 +1,11 @@
-"""Backups: a consistent snapshot of a store as JSON lines, restored only into an empty store.
+"""Backups: a consistent snapshot of a store as JSON lines, restored only into an empty store; and the
+reseal of a stopped store.
 
-The file starts with a header (format, schema version, counts) and ends with a trailer repeating the
-counts, so a truncated file is caught. ``verify`` restores into a scratch SQLite store and reads every
-record back — the seeds' "test your restores".
+The file starts with a header (format, schema version, counts, the store's integrity record) and ends
+with a trailer repeating the counts, so a truncated file is caught; a backup whose records disagree with
+its own integrity record was taken of a damaged store, and is refused. A restore records what the
+restored store holds as its integrity record, so it loads. ``verify`` restores into a scratch SQLite store
+and loads it as a master would — the seeds' "test your restores".
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,15 +24,19 @@ from sqlalchemy import Connection, func, select
 from corral.domain.auth import Team, Token
 from corral.domain.capacity import CapacityGroup
 from corral.domain.codec import from_builtins
+from corral.domain.idempotency import IdempotencyRecord
 from corral.domain.job import Job
+from corral.domain.states import JobState, TaskState
 from corral.domain.task import Task
-from corral.store import schema
-from corral.store.protocol import StoreError
+from corral.store import integrity, schema
+from corral.store.protocol import IntegrityRecord, StoreError
+from corral.store.rows import idempotency_record, idempotency_row
 from corral.store.sql import SqlStore, open_store
 
 FORMAT = "corral-backup"
-FORMAT_VERSION = 1
-KINDS = ("job", "task", "group", "setting", "team", "token")
+FORMAT_VERSION = 2  # 2: idempotency records and the integrity record (issue 11)
+READABLE_VERSIONS = (1, 2)
+KINDS = ("job", "task", "group", "setting", "team", "token", "idempotency")
 
 
 def _open(path: Path, mode: str, gz: bool | None = None) -> IO[str]:
@@ -39,15 +47,16 @@ def _open(path: Path, mode: str, gz: bool | None = None) -> IO[str]:
 
 def snapshot(store: SqlStore) -> Iterator[dict[str, Any]]:
     """Every record of the store as of one moment (a single read transaction)."""
-    engine = store.engine
-    options: dict[str, Any] = {}
-    if engine.dialect.name == "postgresql":
-        options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
-    with engine.connect().execution_options(**options) as conn, conn.begin():
+    with store.reading() as conn:
+        if conn.dialect.name == "postgresql":
+            # Writing a large file may pause between fetches longer than a leader's transactions may.
+            conn.exec_driver_sql("SET LOCAL idle_in_transaction_session_timeout = 0")
         counts = _counts(conn)
         version = conn.execute(select(schema.schema_version.c.version)).scalar_one()
+        record = integrity.read(conn)
         yield {"format": FORMAT, "format_version": FORMAT_VERSION, "schema_version": version,
-               "created_at": time.time(), "source": engine.dialect.name, "counts": counts}  # fmt: skip
+               "created_at": time.time(), "source": conn.dialect.name, "counts": counts,
+               "integrity": None if record is None else asdict(record)}  # fmt: skip
         for kind, table, key in (("job", schema.jobs, "id"), ("task", schema.tasks, "id")):
             rows = conn.execution_options(yield_per=2000).execute(select(table.c.body).order_by(table.c[key]))
             for (body,) in rows:
@@ -61,6 +70,10 @@ def snapshot(store: SqlStore) -> Iterator[dict[str, Any]]:
         for kind, table, key in (("team", schema.teams, "name"), ("token", schema.tokens, "id")):
             for (body,) in conn.execute(select(table.c.body).order_by(table.c[key])):
                 yield {"kind": kind, "body": json.loads(body)}
+        i = schema.idempotency
+        keys = select(i.c.principal, i.c.key, i.c.request_hash, i.c.resource, i.c.resource_id, i.c.created_at)
+        for row in conn.execute(keys.order_by(i.c.principal, i.c.key)):
+            yield {"kind": "idempotency", "body": idempotency_row(idempotency_record(row))}
         yield {"end": True, "counts": counts}
 
 
@@ -72,6 +85,7 @@ def _counts(conn: Connection) -> dict[str, int]:
         "setting": schema.settings,
         "team": schema.teams,
         "token": schema.tokens,
+        "idempotency": schema.idempotency,
     }
     return {
         kind: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
@@ -105,16 +119,19 @@ def read(path: Path) -> Iterator[dict[str, Any]]:
             if header is None:
                 if record.get("format") != FORMAT:
                     raise StoreError(f"{path} is not a Corral backup")
-                if record.get("format_version") != FORMAT_VERSION:
+                if record.get("format_version") not in READABLE_VERSIONS:
                     raise StoreError(
-                        f"{path} is backup format {record.get('format_version')}, not {FORMAT_VERSION}"
+                        f"{path} is backup format {record.get('format_version')}, not one of "
+                        f"{', '.join(map(str, READABLE_VERSIONS))}"
                     )
                 header = record
                 continue
             if record.get("end"):
                 ended = True
-                if record.get("counts") != seen:
-                    raise StoreError(f"{path} promises {record.get('counts')} but holds {seen}")
+                promised = record.get("counts")
+                # An older format lists fewer kinds: those it does not list it holds none of.
+                if not isinstance(promised, dict) or {k: promised.get(k, 0) for k in KINDS} != seen:
+                    raise StoreError(f"{path} promises {promised} but holds {seen}")
                 continue
             kind = record.get("kind")
             if kind not in seen:
@@ -126,10 +143,11 @@ def read(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def restore(store: SqlStore, path: Path) -> dict[str, int]:
-    """Load a backup into ``store``, which must be empty; all or nothing (one transaction)."""
+    """Load a backup into ``store``, which must be empty and led by nobody; all or nothing (one
+    transaction). The restored store's integrity record is what it then holds."""
     with store.engine.connect() as conn:
         present = _counts(conn)
-    if any(present[k] for k in ("job", "task", "group", "team", "token")):
+    if any(n for kind, n in present.items() if kind != "setting"):
         raise StoreError(f"restore needs an empty store; this one holds {present}")
     jobs: list[Job] = []
     tasks: list[Task] = []
@@ -137,6 +155,8 @@ def restore(store: SqlStore, path: Path) -> dict[str, int]:
     settings: list[tuple[str, str]] = []
     teams: list[Team] = []
     tokens: list[Token] = []
+    keys: list[IdempotencyRecord] = []
+    header = _header(path)
     try:
         for record in read(path):
             kind = record["kind"]
@@ -150,11 +170,14 @@ def restore(store: SqlStore, path: Path) -> dict[str, int]:
                 teams.append(from_builtins(record["body"], Team))
             elif kind == "token":
                 tokens.append(from_builtins(record["body"], Token))
+            elif kind == "idempotency":
+                keys.append(from_builtins(record["body"], IdempotencyRecord))
             else:
                 settings.append((record["key"], record["value"]))
     except (ValueError, KeyError) as e:
         raise StoreError(f"{path}: a record does not decode: {e}") from e
-    store.restore_records(jobs, tasks, groups, settings, teams, tokens)
+    _check_against_record(path, header, jobs, tasks)
+    store.restore_records(jobs, tasks, groups, settings, teams, tokens, keys)
     return {
         "job": len(jobs),
         "task": len(tasks),
@@ -162,22 +185,64 @@ def restore(store: SqlStore, path: Path) -> dict[str, int]:
         "setting": len(settings),
         "team": len(teams),
         "token": len(tokens),
+        "idempotency": len(keys),
     }
 
 
+def _header(path: Path) -> dict[str, Any]:
+    with _open(path, "r") as f:
+        try:
+            header = json.loads(f.readline())
+        except json.JSONDecodeError as e:
+            raise StoreError(f"{path}:1: not JSON ({e})") from e
+    if not isinstance(header, dict):
+        raise StoreError(f"{path} is not a Corral backup")
+    return header
+
+
+def _check_against_record(path: Path, header: dict[str, Any], jobs: list[Job], tasks: list[Task]) -> None:
+    """A backup carries its store's integrity record (format 2): its rows must agree with it, or the
+    backup was taken of a damaged store."""
+    record = header.get("integrity")
+    if not isinstance(record, dict):
+        return  # format 1, or a store that had none: nothing to compare with
+    active_jobs = sum(1 for j in jobs if j.state is not JobState.FINISHED)
+    active_tasks = sum(1 for t in tasks if t.state is not TaskState.FINISHED)
+    if (active_jobs, active_tasks) != (record.get("active_jobs"), record.get("active_tasks")):
+        raise StoreError(
+            f"{path} holds {active_jobs} jobs and {active_tasks} tasks not finished, but the integrity "
+            f"record it was taken with says {record.get('active_jobs')} and {record.get('active_tasks')}: "
+            "it is a backup of a damaged store; restore an older one"
+        )
+
+
 def verify(path: Path) -> dict[str, Any]:
-    """Restore into a scratch SQLite store and read everything back; raises StoreError on any problem."""
+    """Restore into a scratch SQLite store and load it as a master would; raises StoreError on any
+    problem."""
     with tempfile.TemporaryDirectory() as tmp:
         scratch = open_store(f"sqlite:///{Path(tmp) / 'verify.db'}", sqlite_synchronous="OFF")
         try:
             counts = restore(scratch, path)
-            active = scratch.load_active()  # what a master would load
+            active = scratch.load_active()  # what a master would load, integrity checks and all
             records = sum(1 for _ in snapshot(scratch)) - 2
         finally:
             scratch.close()
     if records != sum(counts.values()):
         raise StoreError(f"restored {counts} but read back {records} records")
     return {"counts": counts, "active_jobs": len(active.jobs), "active_tasks": len(active.tasks)}
+
+
+def reseal(store: SqlStore) -> IntegrityRecord:
+    """Record what a stopped store holds as its integrity record (``corral admin reseal``): for an operator
+    who has checked that a store the master refused is right as it is. Refused while a master leads; fenced
+    with the lease's epoch, so a master that takes the lease meanwhile wins."""
+    lease = store.lease()
+    if lease.live:
+        raise StoreError(
+            f"a master leads this store ({lease.holder} at {lease.url}, epoch {lease.epoch}): "
+            "stop every master before resealing it"
+        )
+    return store.reseal(epoch=lease.epoch)
 
 
 def records_equal(a: Iterable[dict[str, Any]], b: Iterable[dict[str, Any]]) -> bool:

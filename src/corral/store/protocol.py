@@ -1,4 +1,9 @@
-"""The ``Store`` protocol every backend implements, and the queries and batches it takes."""
+"""The ``Store`` protocol every backend implements, and the queries and batches it takes.
+
+Every method that changes the store takes the writer's ``epoch`` (keyword-only) and checks it against the
+lease inside its own transaction: there is no unfenced write. The leader's term wraps the store in
+``corral.control.fenced.FencedStore``, which passes the term's epoch for it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Protocol
 
 from corral.domain.auth import Team, Token
 from corral.domain.capacity import CapacityGroup
+from corral.domain.idempotency import IdempotencyRecord
 from corral.domain.job import Job
 from corral.domain.states import JobState, JobType, TaskState
 from corral.domain.task import Task
@@ -18,19 +24,37 @@ class StoreError(Exception):
     """The store cannot be trusted (unreadable rows, unknown schema): the master must not lead on it."""
 
 
+class UnwritableRecord(Exception):
+    """A write failed because of the data itself (it cannot be encoded, or the database refuses its
+    value), not because the store is unreachable: the same write would fail again, and a write without
+    the offending record can succeed. Nothing of the failed write was committed."""
+
+
 @dataclass(frozen=True, slots=True)
 class WriteBatch:
     jobs: Sequence[Job] = ()
     tasks: Sequence[Task] = ()
+    idempotency: Sequence[IdempotencyRecord] = ()  # committed with the batch's jobs, in one transaction
 
     def __len__(self) -> int:
-        return len(self.jobs) + len(self.tasks)
+        return len(self.jobs) + len(self.tasks) + len(self.idempotency)
 
 
 @dataclass(frozen=True, slots=True)
 class LoadedState:
     jobs: list[Job]
     tasks: list[Task]
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrityRecord:
+    """What the store holds, as its writes recorded it (the one row of ``corral_integrity``)."""
+
+    generation: int  # +1 per write transaction (the lease row holds the same number)
+    active_jobs: int  # job rows not Finished
+    active_tasks: int  # task rows not Finished
+    updated_at: float  # the database's clock at the last write
+    epoch: int  # the epoch of the last write
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,18 +80,20 @@ class TaskQuery:
 
 
 class Store(Protocol):
-    epoch: int | None  # the leader's epoch: while set, writes from an older epoch are refused (fencing)
-
     def open(self) -> None:
         """Create or migrate the schema. Raises StoreError when the database cannot be trusted."""
 
     def close(self) -> None: ...
 
-    def load_active(self) -> LoadedState:
-        """Every job not finished and every task of those jobs. Raises StoreError on any bad row."""
+    # -- reads ------------------------------------------------------------------------------------
 
-    def write(self, batch: WriteBatch) -> None:
-        """Upsert the batch's jobs and tasks in one transaction."""
+    def load_active(self) -> LoadedState:
+        """Every job not finished and every task of those jobs, once the store's integrity is verified.
+        Raises StoreError (saying what is wrong and how to restore) on any doubt."""
+
+    def verify(self) -> IntegrityRecord:
+        """The checks ``load_active`` makes, without keeping what it read: the integrity record, or
+        StoreError."""
 
     def get_job(self, job_id: str) -> Job | None: ...
 
@@ -80,24 +106,48 @@ class Store(Protocol):
     def load_groups(self) -> list[CapacityGroup]:
         """Every capacity group. Raises StoreError on a bad row."""
 
-    def put_group(self, group: CapacityGroup) -> None: ...
-
-    def delete_group(self, name: str) -> None: ...
-
     def load_settings(self) -> dict[str, str]: ...
-
-    def put_setting(self, key: str, value: str) -> None: ...
 
     def load_teams(self) -> list[Team]: ...
 
-    def put_team(self, team: Team) -> None: ...
-
-    def delete_team(self, name: str) -> None: ...
-
     def load_tokens(self) -> list[Token]: ...
 
-    def put_token(self, token: Token) -> None:
+    def get_idempotency(self, principal: str, key: str) -> IdempotencyRecord | None: ...
+
+    def load_idempotency(self, since: float) -> list[IdempotencyRecord]:
+        """Every idempotency record created at or after ``since``, oldest first."""
+
+    # -- writes: each one transaction, refused with FencedError unless ``epoch`` leads -------------
+
+    def write(self, batch: WriteBatch, *, epoch: int) -> None:
+        """Upsert the batch's jobs and tasks and insert its idempotency records (a key already there is
+        kept), in one transaction. UnwritableRecord when the data itself is refused."""
+
+    def put_group(self, group: CapacityGroup, *, epoch: int) -> None: ...
+
+    def delete_group(self, name: str, *, epoch: int) -> None: ...
+
+    def put_setting(self, key: str, value: str, *, epoch: int) -> None: ...
+
+    def put_team(self, team: Team, *, epoch: int) -> None: ...
+
+    def delete_team(self, name: str, *, epoch: int) -> None: ...
+
+    def put_token(self, token: Token, *, epoch: int) -> None:
         """Insert or replace a token record (revoking is a put with ``revoked_at`` set)."""
+
+    def prune_finished(self, before: float, *, epoch: int) -> int:
+        """Delete jobs (and their tasks) finished before ``before``, and older finished tasks that a newer
+        task replaced (``resubmit_of``); return how many jobs went."""
+
+    def prune_idempotency(self, before: float, *, epoch: int) -> int:
+        """Delete idempotency records created before ``before``; return how many went."""
+
+    def reseal(self, *, epoch: int) -> IntegrityRecord:
+        """Record what the store holds now (counted whole) as its integrity record, at a new generation:
+        for an operator who has checked that a store the load refused is right as it is."""
+
+    # -- leadership -------------------------------------------------------------------------------
 
     def lease(self) -> Lease:
         """Who leads, with which epoch, until when (and the database's clock now)."""
@@ -109,7 +159,3 @@ class Store(Protocol):
     def renew_lease(self, holder: str, epoch: int, ttl_s: float) -> bool: ...
 
     def release_lease(self, holder: str, epoch: int) -> None: ...
-
-    def prune_finished(self, before: float) -> int:
-        """Delete jobs (and their tasks) finished before ``before``, and older finished tasks that a newer
-        task replaced (``resubmit_of``); return how many jobs went."""

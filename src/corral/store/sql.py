@@ -1,10 +1,17 @@
-"""The SQL store (SQLAlchemy Core): SQLite for the embedded default, the same code for PostgreSQL."""
+"""The SQL store (SQLAlchemy Core): SQLite for the embedded default, the same code for PostgreSQL.
+
+Every write is one transaction that starts with the fence (``_fenced``): the caller's epoch must be the
+lease's, checked under a lock that a takeover must wait for; the same transaction keeps the integrity
+record. Loads verify the store before anything is believed (``integrity.check``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import msgspec
 from sqlalchemy import (
     Connection,
     Engine,
@@ -13,23 +20,36 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
-    inspect,
     select,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError, StatementError
 
 from corral.domain.auth import Team, Token
 from corral.domain.capacity import CapacityGroup
-from corral.domain.codec import DecodeError, from_json, to_json
+from corral.domain.codec import DecodeError, to_json
+from corral.domain.idempotency import IdempotencyRecord
 from corral.domain.job import Job
-from corral.domain.states import JobState
 from corral.domain.task import Task
-from corral.store import lease, schema
-from corral.store.protocol import JobQuery, LoadedState, StoreError, TaskQuery, WriteBatch
+from corral.store import integrity, lease, pruning, rows, schema
+from corral.store.opening import open_schema
+from corral.store.protocol import (
+    IntegrityRecord,
+    JobQuery,
+    LoadedState,
+    StoreError,
+    TaskQuery,
+    UnwritableRecord,
+    WriteBatch,
+)
 
-FINISHED = JobState.FINISHED.value
+FINISHED = integrity.FINISHED
 T = TypeVar("T")
+
+# A PostgreSQL session of a process that stopped mid-transaction (SIGSTOP, a stalled VM) would hold the
+# lease row's lock and block every takeover; the server ends such a session after this long.
+IDLE_IN_TRANSACTION_S = 1.0
 
 
 class SqlStore:
@@ -37,41 +57,25 @@ class SqlStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.epoch: int | None = None  # set while leading: every write checks it is still current
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._insert = sqlite.insert if self._sqlite else postgresql.insert
+        # Built once: the leader writes hundreds of batches a second.
+        lbl = schema.job_labels
+        self._upsert_jobs = self._upsert(schema.jobs)
+        self._upsert_tasks = self._upsert(schema.tasks)
+        self._delete_labels = delete(lbl).where(lbl.c.job_id == bindparam("job_id"))
+        self._insert_keys = self._insert(schema.idempotency).on_conflict_do_nothing()
 
     # -- schema ---------------------------------------------------------------------------------
 
     def open(self) -> None:
         try:
             with self.engine.begin() as conn:
-                if self.engine.dialect.name == "sqlite":
+                if self._sqlite:
                     # pysqlite commits DDL as it goes: an explicit transaction makes a migration all or
                     # nothing, so a failed one cannot leave half a schema behind.
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
-                present = set(inspect(conn).get_table_names())
-                if schema.schema_version.name not in present:
-                    ours = present & schema.CORRAL_TABLES
-                    if ours:
-                        raise StoreError(
-                            f"the database has Corral tables ({', '.join(sorted(ours))}) but no schema "
-                            "version: refusing to use it rather than risk starting over existing data"
-                        )
-                    schema.schema_version.create(conn)
-                    conn.execute(schema.schema_version.insert().values(version=0))
-                versions = conn.execute(select(schema.schema_version.c.version)).scalars().all()
-                if len(versions) != 1:
-                    raise StoreError(f"the schema version table holds {len(versions)} rows, not 1")
-                current = versions[0]
-                if current > schema.LATEST_VERSION:
-                    raise StoreError(
-                        f"the database schema is version {current}, newer than this Corral knows "
-                        f"({schema.LATEST_VERSION}): upgrade Corral before starting the master"
-                    )
-                for version in range(current, schema.LATEST_VERSION):
-                    schema.MIGRATIONS[version](conn)
-                if current != schema.LATEST_VERSION:
-                    conn.execute(schema.schema_version.update().values(version=schema.LATEST_VERSION))
+                open_schema(conn)
         except SQLAlchemyError as e:
             raise StoreError(f"cannot open the store: {e}") from e
 
@@ -82,50 +86,167 @@ class SqlStore:
     def close(self) -> None:
         self.engine.dispose()
 
+    # -- transactions ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _fenced(self, epoch: int) -> Iterator[tuple[Connection, int]]:
+        """A write transaction that belongs to ``epoch`` (FencedError unless that epoch leads), and the
+        store's generation it writes."""
+        with self.engine.begin() as conn:
+            if self._sqlite:
+                # Take the write lock before the check, so that no takeover fits between check and write.
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn, lease.fenced(conn, epoch)
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read transaction: every query in it sees the same moment."""
+        if self._sqlite:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("BEGIN")  # pysqlite would run each SELECT on its own
+                yield conn
+            return
+        options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        with self.engine.connect().execution_options(**options) as conn, conn.begin():
+            yield conn
+
     # -- load and write -------------------------------------------------------------------------
 
     def load_active(self) -> LoadedState:
+        return self._load()[0]
+
+    def verify(self) -> IntegrityRecord:
+        return self._load()[1]
+
+    def _load(self) -> tuple[LoadedState, IntegrityRecord]:
+        j, t = schema.jobs, schema.tasks
         try:
-            with self.engine.connect() as conn:
-                job_rows = conn.execute(
-                    select(schema.jobs.c.id, schema.jobs.c.body).where(schema.jobs.c.state != FINISHED)
-                ).all()
-                active_ids = select(schema.jobs.c.id).where(schema.jobs.c.state != FINISHED)
+            with self.reading() as conn:
+                active = j.c.state != FINISHED
+                job_rows = conn.execute(select(j.c.id, j.c.state, j.c.job_type, j.c.body).where(active)).all()
                 task_rows = conn.execute(
-                    select(schema.tasks.c.id, schema.tasks.c.body).where(
-                        schema.tasks.c.job_id.in_(active_ids)
+                    select(t.c.id, t.c.job_id, t.c.state, t.c.body).where(
+                        t.c.job_id.in_(select(j.c.id).where(active))
                     )
                 ).all()
+                problems = integrity.check(conn)
+                record = integrity.read(conn)
         except SQLAlchemyError as e:
             raise StoreError(f"cannot load state: {e}") from e
-        return LoadedState(_decode(job_rows, Job, "job"), _decode(task_rows, Task, "task"))
+        jobs = _checked(job_rows, Job, "job", rows.job_disagreements, problems)
+        tasks = _checked(task_rows, Task, "task", rows.task_disagreements, problems)
+        if problems or record is None:
+            raise integrity.refusal(problems)
+        return LoadedState(jobs, tasks), record
 
-    def write(self, batch: WriteBatch) -> None:
+    def write(self, batch: WriteBatch, *, epoch: int) -> None:
         if not len(batch):
             return
-        with self.engine.begin() as conn:
-            self._fence(conn)
-            if batch.jobs:
-                jobs = {j.id: j for j in batch.jobs}.values()  # the last version of an id wins
-                conn.execute(self._upsert(schema.jobs), [_job_row(j) for j in jobs])
-                # A job's labels are rewritten whole, so a changed or removed label stops matching.
-                lbl = schema.job_labels
-                conn.execute(
-                    delete(lbl).where(lbl.c.job_id == bindparam("job_id")), [{"job_id": j.id} for j in jobs]
-                )
-                labels = [
-                    {"job_id": j.id, "key": k, "value": v}
-                    for j in jobs
-                    for k, v in j.descriptor.labels.items()
-                ]
-                if labels:
-                    conn.execute(lbl.insert(), labels)
-            if batch.tasks:
-                conn.execute(self._upsert(schema.tasks), [_task_row(t) for t in batch.tasks])
+        jobs = list({j.id: j for j in batch.jobs}.values())  # the last version of an id wins
+        tasks = list({t.id: t for t in batch.tasks}.values())
+        # Rows are built before the transaction: a record that cannot be encoded fails here, holding no lock.
+        try:
+            job_rows = [rows.job_row(job, epoch) for job in jobs]
+            labels = rows.label_rows(jobs)
+            task_rows = [rows.task_row(task, epoch) for task in tasks]
+            keys = [rows.idempotency_row(r) for r in batch.idempotency]
+        except (ValueError, TypeError, msgspec.EncodeError) as e:  # e.g. a string with a lone surrogate
+            raise UnwritableRecord(f"a record cannot be encoded: {e}") from e
+        try:
+            self._write_rows(epoch, jobs, tasks, job_rows, labels, task_rows, keys)
+        except (DataError, IntegrityError) as e:  # e.g. NUL in a PostgreSQL text column
+            raise UnwritableRecord(f"the database refused a value: {e.orig or e}") from e
+        except StatementError as e:
+            if not isinstance(e.orig, UnicodeError):
+                raise
+            raise UnwritableRecord(f"a value cannot be sent to the database: {e.orig}") from e
+        except UnicodeError as e:  # a driver that encodes parameters itself
+            raise UnwritableRecord(f"a value cannot be sent to the database: {e}") from e
 
-    def _fence(self, conn: Connection) -> None:
-        if self.epoch is not None:
-            lease.fenced(conn, self.epoch)
+    def _write_rows(
+        self,
+        epoch: int,
+        jobs: list[Job],
+        tasks: list[Task],
+        job_rows: list[dict[str, Any]],
+        labels: list[dict[str, Any]],
+        task_rows: list[dict[str, Any]],
+        keys: list[dict[str, Any]],
+    ) -> None:
+        with self._fenced(epoch) as (conn, generation):
+            integrity.record_batch(conn, epoch=epoch, generation=generation, jobs=jobs, tasks=tasks)
+            if job_rows:
+                conn.execute(self._upsert_jobs, job_rows)
+                # A job's labels are rewritten whole, so a changed or removed label stops matching.
+                conn.execute(self._delete_labels, [{"job_id": j.id} for j in jobs])
+                if labels:
+                    conn.execute(schema.job_labels.insert(), labels)
+            if task_rows:
+                conn.execute(self._upsert_tasks, task_rows)
+            if keys:
+                # A key already there stays as it was: the first request that used it owns it.
+                conn.execute(self._insert_keys, keys)
+
+    def prune_finished(self, before: float, *, epoch: int) -> int:
+        with self._fenced(epoch) as (conn, generation):
+            pruned, task_delta = pruning.prune_finished(conn, before)
+            integrity.record(conn, epoch=epoch, generation=generation, tasks=task_delta)
+        return pruned
+
+    def reseal(self, *, epoch: int) -> IntegrityRecord:
+        with self._fenced(epoch) as (conn, generation):
+            return integrity.reseal(conn, epoch, generation)
+
+    def restore_records(
+        self,
+        jobs: Sequence[Job],
+        tasks: Sequence[Task],
+        groups: Sequence[CapacityGroup],
+        settings: Sequence[tuple[str, str]],
+        teams: Sequence[Team] = (),
+        tokens: Sequence[Token] = (),
+        idempotency: Sequence[IdempotencyRecord] = (),
+    ) -> IntegrityRecord:
+        """Insert restored records in one transaction and record what the store then holds. The one write
+        without an epoch: refused while a master holds a live lease (the caller checked the store is
+        empty)."""
+        with self.engine.begin() as conn:
+            if self._sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            current = lease.read_in(conn, lock=True)  # locked: nobody takes the lease until this commits
+            if current.live:
+                raise StoreError(
+                    f"a master leads this store ({current.holder} at {current.url}, epoch {current.epoch}): "
+                    "stop every master before restoring into it"
+                )
+            epoch = current.epoch
+            for chunk in rows.chunks(list(jobs), 2000):
+                conn.execute(schema.jobs.insert(), [rows.job_row(j, epoch) for j in chunk])
+                labels = rows.label_rows(chunk)
+                if labels:
+                    conn.execute(schema.job_labels.insert(), labels)
+            for task_chunk in rows.chunks(list(tasks), 5000):
+                conn.execute(schema.tasks.insert(), [rows.task_row(t, epoch) for t in task_chunk])
+            for key_chunk in rows.chunks(list(idempotency), 5000):
+                conn.execute(schema.idempotency.insert(), [rows.idempotency_row(r) for r in key_chunk])
+            for key, value in settings:
+                conn.execute(schema.settings.insert().values(key=key, value=value))
+            keyed: tuple[tuple[Any, Sequence[Any], str], ...] = (
+                (schema.capacity_groups, groups, "name"),
+                (schema.teams, teams, "name"),
+                (schema.tokens, tokens, "id"),
+            )
+            for table, records, key in keyed:
+                for record in records:
+                    values = {key: getattr(record, key), "body": to_json(record).decode()}
+                    conn.execute(table.insert().values(values))
+            generation = conn.execute(
+                update(schema.leader)
+                .where(schema.leader.c.id == 1)
+                .values(generation=schema.leader.c.generation + 1)
+                .returning(schema.leader.c.generation)
+            ).scalar_one()
+            return integrity.reseal(conn, epoch, int(generation))
 
     # -- leadership ------------------------------------------------------------------------------
 
@@ -149,7 +270,7 @@ class SqlStore:
     # -- queries --------------------------------------------------------------------------------
 
     def get_job(self, job_id: str) -> Job | None:
-        return _first(
+        return rows.first(
             self._fetch(select(schema.jobs.c.id, schema.jobs.c.body).where(schema.jobs.c.id == job_id)), Job
         )
 
@@ -177,11 +298,11 @@ class SqlStore:
             if query.after_id is not None:
                 stmt = stmt.where(t.c.id > query.after_id)
             stmt = stmt.order_by(t.c.id)
-        return _decode(self._fetch(stmt.limit(query.limit)), Job, "job")
+        return rows.decode(self._fetch(stmt.limit(query.limit)), Job, "job")
 
     def get_task(self, task_id: str) -> Task | None:
         t = schema.tasks
-        return _first(self._fetch(select(t.c.id, t.c.body).where(t.c.id == task_id)), Task)
+        return rows.first(self._fetch(select(t.c.id, t.c.body).where(t.c.id == task_id)), Task)
 
     def list_tasks(self, query: TaskQuery) -> list[Task]:
         t = schema.tasks
@@ -194,73 +315,40 @@ class SqlStore:
             stmt = stmt.where(t.c.state.in_(sorted(s.value for s in query.states)))
         if query.after_id is not None:
             stmt = stmt.where(t.c.id > query.after_id)
-        return _decode(self._fetch(stmt.order_by(t.c.id).limit(query.limit)), Task, "task")
+        return rows.decode(self._fetch(stmt.order_by(t.c.id).limit(query.limit)), Task, "task")
 
-    def prune_finished(self, before: float) -> int:
-        j, t, lbl = schema.jobs, schema.tasks, schema.job_labels
-        with self.engine.begin() as conn:
-            self._fence(conn)
-            old = select(j.c.id).where(j.c.state == FINISHED, j.c.finished_at < before)
-            ids = conn.execute(old).scalars().all()
-            for chunk in _chunks(ids, 500):
-                conn.execute(delete(t).where(t.c.job_id.in_(chunk)))
-                conn.execute(delete(lbl).where(lbl.c.job_id.in_(chunk)))
-                conn.execute(delete(j).where(j.c.id.in_(chunk)))
-            # Long-lived jobs keep their recent history only, but always the newest task of each line:
-            # reconcilers rebuild from it after a restart (a batch index without a task would run again).
-            stale = conn.execute(select(t.c.id, t.c.job_id).where(t.c.finished_at < before)).all()
-            replaced: set[str] = set()
-            for chunk in _chunks(sorted({job_id for _, job_id in stale}), 500):
-                rows = conn.execute(select(t.c.id, t.c.body).where(t.c.job_id.in_(chunk))).all()
-                replaced.update(task.resubmit_of for task in _decode(rows, Task, "task") if task.resubmit_of)
-            for chunk in _chunks([ident for ident, _ in stale if ident in replaced], 500):
-                conn.execute(delete(t).where(t.c.id.in_(chunk)))
-        return len(ids)
+    # -- idempotency keys -----------------------------------------------------------------------
 
-    def restore_records(
-        self,
-        jobs: Sequence[Job],
-        tasks: Sequence[Task],
-        groups: Sequence[CapacityGroup],
-        settings: Sequence[tuple[str, str]],
-        teams: Sequence[Team] = (),
-        tokens: Sequence[Token] = (),
-    ) -> None:
-        """Insert restored records in one transaction (the caller checked the store is empty)."""
-        with self.engine.begin() as conn:
-            for chunk in _chunks(list(jobs), 2000):
-                conn.execute(schema.jobs.insert(), [_job_row(j) for j in chunk])
-                labels = [
-                    {"job_id": j.id, "key": k, "value": v}
-                    for j in chunk
-                    for k, v in j.descriptor.labels.items()
-                ]
-                if labels:
-                    conn.execute(schema.job_labels.insert(), labels)
-            for task_chunk in _chunks(list(tasks), 5000):
-                conn.execute(schema.tasks.insert(), [_task_row(t) for t in task_chunk])
-            for key, value in settings:
-                conn.execute(schema.settings.insert().values(key=key, value=value))
-            keyed: tuple[tuple[Any, Sequence[Any], str], ...] = (
-                (schema.capacity_groups, groups, "name"),
-                (schema.teams, teams, "name"),
-                (schema.tokens, tokens, "id"),
-            )
-            for table, records, key in keyed:
-                for record in records:
-                    values = {key: getattr(record, key), "body": to_json(record).decode()}
-                    conn.execute(table.insert().values(values))
+    def get_idempotency(self, principal: str, key: str) -> IdempotencyRecord | None:
+        i = schema.idempotency
+        found = self._fetch(_idempotency_columns().where(i.c.principal == principal, i.c.key == key))
+        return rows.idempotency_record(found[0]) if found else None
+
+    def load_idempotency(self, since: float) -> list[IdempotencyRecord]:
+        i = schema.idempotency
+        stmt = _idempotency_columns().where(i.c.created_at >= since).order_by(i.c.created_at, i.c.principal)
+        try:
+            return [rows.idempotency_record(row) for row in self._fetch(stmt)]
+        except SQLAlchemyError as e:
+            raise StoreError(f"cannot load idempotency keys: {e}") from e
+
+    def prune_idempotency(self, before: float, *, epoch: int) -> int:
+        i = schema.idempotency
+        with self._fenced(epoch) as (conn, generation):
+            pruned = conn.execute(delete(i).where(i.c.created_at < before)).rowcount
+            integrity.record(conn, epoch=epoch, generation=generation)
+        return int(pruned)
 
     # -- capacity groups, settings, teams and tokens: small tables of (key, JSON body) rows ----------
 
     def load_groups(self) -> list[CapacityGroup]:
         return self._load_bodies(schema.capacity_groups.c.name, CapacityGroup, "capacity group")
 
-    def put_group(self, group: CapacityGroup) -> None:
-        self._put_body(schema.capacity_groups.c.name, group.name, to_json(group).decode())
+    def put_group(self, group: CapacityGroup, *, epoch: int) -> None:
+        self._put_body(schema.capacity_groups.c.name, group.name, to_json(group).decode(), epoch)
 
-    def delete_group(self, name: str) -> None:
-        self._delete_body(schema.capacity_groups.c.name, name)
+    def delete_group(self, name: str, *, epoch: int) -> None:
+        self._delete_body(schema.capacity_groups.c.name, name, epoch)
 
     def load_settings(self) -> dict[str, str]:
         t = schema.settings
@@ -269,57 +357,61 @@ class SqlStore:
         except SQLAlchemyError as e:
             raise StoreError(f"cannot load settings: {e}") from e
 
-    def put_setting(self, key: str, value: str) -> None:
+    def put_setting(self, key: str, value: str, *, epoch: int) -> None:
         t = schema.settings
-        with self.engine.begin() as conn:
-            self._fence(conn)
+        with self._fenced(epoch) as (conn, generation):
             stmt = self._insert(t).values(key=key, value=value)
             conn.execute(
                 stmt.on_conflict_do_update(index_elements=[t.c.key], set_={"value": stmt.excluded.value})
             )
+            integrity.record(conn, epoch=epoch, generation=generation)
 
     def load_teams(self) -> list[Team]:
         return self._load_bodies(schema.teams.c.name, Team, "team")
 
-    def put_team(self, team: Team) -> None:
-        self._put_body(schema.teams.c.name, team.name, to_json(team).decode())
+    def put_team(self, team: Team, *, epoch: int) -> None:
+        self._put_body(schema.teams.c.name, team.name, to_json(team).decode(), epoch)
 
-    def delete_team(self, name: str) -> None:
-        self._delete_body(schema.teams.c.name, name)
+    def delete_team(self, name: str, *, epoch: int) -> None:
+        self._delete_body(schema.teams.c.name, name, epoch)
 
     def load_tokens(self) -> list[Token]:
         return self._load_bodies(schema.tokens.c.id, Token, "token")
 
-    def put_token(self, token: Token) -> None:
-        self._put_body(schema.tokens.c.id, token.id, to_json(token).decode())
+    def put_token(self, token: Token, *, epoch: int) -> None:
+        self._put_body(schema.tokens.c.id, token.id, to_json(token).decode(), epoch)
 
     def _load_bodies(self, key: Any, kind: type[T], what: str) -> list[T]:
         """Every row of ``key``'s table, in key order, decoded (StoreError if one does not decode)."""
         try:
-            rows = self._fetch(select(key, key.table.c.body).order_by(key))
+            found = self._fetch(select(key, key.table.c.body).order_by(key))
         except SQLAlchemyError as e:
             raise StoreError(f"cannot load {what}s: {e}") from e
-        return _decode(rows, kind, what)
+        return rows.decode(found, kind, what)
 
-    def _put_body(self, key: Any, value: str, body: str) -> None:
+    def _put_body(self, key: Any, value: str, body: str, epoch: int) -> None:
         table = key.table
-        with self.engine.begin() as conn:
-            self._fence(conn)
+        with self._fenced(epoch) as (conn, generation):
             stmt = self._insert(table).values({key.name: value, "body": body})
             conn.execute(stmt.on_conflict_do_update(index_elements=[key], set_={"body": stmt.excluded.body}))
+            integrity.record(conn, epoch=epoch, generation=generation)
 
-    def _delete_body(self, key: Any, value: str) -> None:
-        with self.engine.begin() as conn:
-            self._fence(conn)
+    def _delete_body(self, key: Any, value: str, epoch: int) -> None:
+        with self._fenced(epoch) as (conn, generation):
             conn.execute(delete(key.table).where(key == value))
+            integrity.record(conn, epoch=epoch, generation=generation)
 
     def _fetch(self, stmt: Select[Any]) -> Sequence[Any]:
         with self.engine.connect() as conn:
             return conn.execute(stmt).all()
 
 
-def open_store(url: str, *, sqlite_synchronous: str = "FULL") -> SqlStore:
-    """An opened (schema checked and migrated) store for a SQLAlchemy URL, e.g. ``sqlite:///corral.db``."""
+def open_store(
+    url: str, *, sqlite_synchronous: str = "FULL", idle_in_transaction_s: float = IDLE_IN_TRANSACTION_S
+) -> SqlStore:
+    """An opened (schema checked and migrated) store for a SQLAlchemy URL, e.g. ``sqlite:///corral.db``.
+    ``idle_in_transaction_s`` (PostgreSQL; 0: never): how long the server lets a session of this store sit
+    in a transaction waiting for it, before ending the session and so releasing its locks."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -332,6 +424,14 @@ def open_store(url: str, *, sqlite_synchronous: str = "FULL") -> SqlStore:
             cur.close()
     else:
         engine = create_engine(url, pool_pre_ping=True)
+        idle_ms = int(idle_in_transaction_s * 1000)
+
+        @event.listens_for(engine, "connect")
+        def _session(dbapi_conn: Any, _record: Any) -> None:
+            with dbapi_conn.cursor() as cur:
+                cur.execute(f"SET idle_in_transaction_session_timeout = {idle_ms}")
+            dbapi_conn.commit()
+
     store = SqlStore(engine)
     try:
         store.open()
@@ -341,50 +441,29 @@ def open_store(url: str, *, sqlite_synchronous: str = "FULL") -> SqlStore:
     return store
 
 
-def _job_row(job: Job) -> dict[str, Any]:
-    d = job.descriptor
-    return {
-        "id": job.id,
-        "state": job.state.value,
-        "job_type": d.type.value,
-        "owner": d.owner.team_email,
-        "application": d.application,
-        "capacity_group": d.capacity_group,
-        "created_at": job.created_at,
-        "finished_at": job.finished_at,
-        "body": to_json(job).decode(),
-    }
-
-
-def _task_row(task: Task) -> dict[str, Any]:
-    return {
-        "id": task.id,
-        "job_id": task.job_id,
-        "state": task.state.value,
-        "host_id": task.host_id,
-        "created_at": task.created_at,
-        "finished_at": task.finished_at,
-        "body": to_json(task).decode(),
-    }
-
-
-def _decode(rows: Iterable[Any], kind: type[T], what: str) -> list[T]:
+def _checked(
+    found: Sequence[Any],
+    kind: type[T],
+    what: str,
+    disagreements: Callable[[str, str, str, T], list[str]],
+    problems: list[integrity.Problem],
+) -> list[T]:
+    """Decode ``(id, column, column, body)`` rows, adding to ``problems`` each that does not decode or
+    whose columns disagree with its body (compared only when the fast check fails: loads are hot)."""
     out: list[T] = []
-    for ident, body in rows:
+    decode = rows.decoder(kind)
+    for ident, a, b, body in found:
         try:
-            out.append(from_json(body, kind))
+            record = decode(body)
         except (DecodeError, ValueError) as e:
-            raise StoreError(
-                f"{what} {ident} cannot be decoded ({e}): the store is damaged or from elsewhere"
-            ) from e
+            problems.append(integrity.Problem(f"{what} {ident} cannot be decoded ({e})"))
+            continue
+        out.append(record)
+        if not rows.agrees(ident, a, b, record):
+            problems += [integrity.Problem(p) for p in disagreements(ident, a, b, record)]
     return out
 
 
-def _first(rows: Sequence[Any], kind: type[T]) -> T | None:
-    decoded = _decode(rows, kind, kind.__name__.lower())
-    return decoded[0] if decoded else None
-
-
-def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+def _idempotency_columns() -> Select[Any]:
+    i = schema.idempotency
+    return select(i.c.principal, i.c.key, i.c.request_hash, i.c.resource, i.c.resource_id, i.c.created_at)

@@ -1,0 +1,87 @@
+"""Idempotency keys of submissions: a retry with the same key and body finds the job the first request
+made; the same key with another body is refused (409 ``idempotency_key_reused``).
+
+The leader keeps recent keys in memory (a retry usually follows within seconds, and two copies of one
+request may even be in flight at once) and writes each key with its job, in the same store transaction,
+so a new leader finds it after a failover: a key memory does not hold is looked up in the store.
+Keys are scoped per principal and kept ``retention_s`` (24 h) before the store prunes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
+
+from corral.domain.auth import Principal
+from corral.domain.errors import ConflictError, ValidationError
+from corral.domain.idempotency import IdempotencyRecord
+
+MAX_KEY_LENGTH = 255
+MEMORY = 100_000  # recent keys held in memory; older ones are looked up in the store
+
+
+def request_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def scope_of(principal: Principal) -> str:
+    """Keys belong to the credential that used them (the principal's name when authentication is off)."""
+    return principal.token_id or f"name:{principal.name}"
+
+
+def check_key(key: str) -> None:
+    if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
+        raise ValidationError(
+            "invalid_idempotency_key",
+            f"an Idempotency-Key is 1-{MAX_KEY_LENGTH} printable ASCII characters",
+            "Idempotency-Key",
+        )
+
+
+class IdempotencyKeys:
+    def __init__(
+        self,
+        lookup: Callable[[str, str], IdempotencyRecord | None],
+        put: Callable[[IdempotencyRecord], None],
+        clock: Callable[[], float],
+        retention_s: float,
+    ) -> None:
+        self._lookup = lookup  # the store's, run in a worker thread
+        self._put = put  # the writer's: the record commits with the job
+        self._clock = clock
+        self.retention_s = retention_s
+        self._recent: OrderedDict[tuple[str, str], IdempotencyRecord] = OrderedDict()
+
+    async def lookup(self, principal: Principal, key: str, body_hash: str) -> str | None:
+        """The id of the job an earlier request with this key made, or None if the key is new."""
+        check_key(key)
+        scope = scope_of(principal)
+        record = self._recent.get((scope, key))
+        if record is None:
+            record = await asyncio.to_thread(self._lookup, scope, key)
+        if record is None or record.created_at < self._clock() - self.retention_s:
+            return None
+        if record.request_hash != body_hash:
+            raise ConflictError(
+                "idempotency_key_reused",
+                f"Idempotency-Key {key!r} was used for a different request (it made {record.resource} "
+                f"{record.resource_id}); use a new key for a new request",
+                "Idempotency-Key",
+            )
+        return record.resource_id
+
+    def remember(self, principal: Principal, key: str, body_hash: str, job_id: str) -> None:
+        record = IdempotencyRecord(scope_of(principal), key, body_hash, "job", job_id, self._clock())
+        self._recent[(record.principal, key)] = record
+        while len(self._recent) > MEMORY:
+            self._recent.popitem(last=False)
+        self._put(record)
+
+    def forget(self, principal: Principal, key: str) -> None:
+        self._recent.pop((scope_of(principal), key), None)
+
+    def load(self, records: list[IdempotencyRecord]) -> None:
+        for record in records[-MEMORY:]:
+            self._recent[(record.principal, record.key)] = record
