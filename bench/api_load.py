@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,10 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.cluster import Fleet, MasterProcess, async_client, wait_for
+from tests.support.cluster import AGENT_TOKEN, MasterProcess, async_client, wait_for
 from tests.support.postgres import fresh_database
-
-from corral.agent.pool import FleetSpec
 
 
 def job_spec(index: int, tasks: int) -> dict:
@@ -64,6 +64,13 @@ async def load(url: str, clients: int, jobs: int, tasks: int, keys: bool) -> tup
     return latencies, time.perf_counter() - started
 
 
+def _sample(metrics: str, name: str) -> float:
+    for line in metrics.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
@@ -84,14 +91,36 @@ def run_once(args: argparse.Namespace) -> dict:
         "CORRAL_HEARTBEAT_TIMEOUT_S": "60",
         "CORRAL_LOST_AFTER_S": "120",
         "CORRAL_SQLITE_SYNCHRONOUS": "FULL",
+        **dict(e.split("=", 1) for e in os.environ.get("BENCH_ENV", "").split() if e),
     }
     with tempfile.TemporaryDirectory() as tmp, store(args.store) as url:
         master = MasterProcess(Path(tmp), env, store_url=url).start()
-        fleet = Fleet(
-            master.url, FleetSpec(count=args.hosts, cpu=64, memory_mb=262144, heartbeat_backoff_max_s=2)
+        # The simulated fleet runs in a process of its own (`corral agent --runtime sim`), as the clients
+        # do in this one: each side has its own interpreter, so neither's work shows as the master's latency.
+        fleet = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "corral",
+                "agent",
+                "--runtime",
+                "sim",
+                "--count",
+                str(args.hosts),
+                "--master",
+                master.url,
+                "--cpu",
+                "64",
+                "--memory-mb",
+                "262144",
+                "--state-dir",
+                str(Path(tmp) / "agents"),
+                "--log-level",
+                "warning",
+            ],
+            env={**os.environ, "CORRAL_AGENT_TOKEN": AGENT_TOKEN},
         )
         try:
-            fleet.wait_connected(180)
             wait_for(
                 lambda: master.http.get("/api/v1/status").json()["hosts"].get("ready") == args.hosts,
                 120,
@@ -103,6 +132,9 @@ def run_once(args: argparse.Namespace) -> dict:
             ended = time.perf_counter()
             status = master.http.get("/api/v1/status").json()
             pending_at_end = status["pending"]
+            metrics = master.http.get("/metrics").text
+            iterations = _sample(metrics, "corral_scheduler_iteration_seconds_count")
+            iteration_s = _sample(metrics, "corral_scheduler_iteration_seconds_sum")
             total = args.jobs * args.tasks_per_job
 
             def all_started() -> bool:
@@ -125,12 +157,20 @@ def run_once(args: argparse.Namespace) -> dict:
                 "pending_at_end": pending_at_end,
                 "drain_s": round(drain, 3),
                 "wall_s": round(wall, 2),
+                "iterations": int(iterations),
+                "iteration_mean_ms": round(1000 * iteration_s / max(iterations, 1), 2),
+                "write_batches": status["writer"]["batches"],
+                "mean_commit_ms": status["writer"].get("mean_commit_ms"),
+                "records_per_batch": round(
+                    status["writer"]["records"] / max(status["writer"]["batches"], 1), 1
+                ),
             }
         except BaseException:
             print(master.log()[-5000:], file=sys.stderr)
             raise
         finally:
-            fleet.close()
+            fleet.terminate()
+            fleet.wait(30)
             master.close()
 
 

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi import FastAPI
 
 from corral import __version__
 from corral.api import (
@@ -15,7 +13,6 @@ from corral.api import (
     agent_stream,
     auth,
     console,
-    deps,
     errors,
     events,
     groups,
@@ -26,9 +23,9 @@ from corral.api import (
     security,
     tasks,
 )
+from corral.api.gate import Gate
 from corral.control.config import MasterConfig
 from corral.control.master import Master
-from corral.domain.errors import CorralError
 
 
 def create_app(config: MasterConfig, on_fatal: Callable[[BaseException], None] | None = None) -> FastAPI:
@@ -52,34 +49,7 @@ def create_app(config: MasterConfig, on_fatal: Callable[[BaseException], None] |
     )
     errors.install(app)
 
-    @app.middleware("http")
-    async def authenticate(request: Request, call_next: Any) -> Any:
-        try:
-            auth.authenticate(request)
-        except CorralError as e:
-            errors.count_refusal(request, e)
-            return JSONResponse(e.to_dict(), status_code=e.status, headers=e.headers() or None)
-        return await call_next(request)
-
-    @app.middleware("http")
-    async def follow_the_leader(request: Request, call_next: Any) -> Any:
-        """A standby sends API calls to the leader (307 keeps the method and the body)."""
-        master = deps.master_of(request)
-        path = request.url.path
-        if (
-            master is not None
-            and not master.ready
-            and path.startswith("/api/v1/")
-            and path != "/api/v1/status"
-            and master.leader is not None
-            and master.leader.live
-        ):
-            target = (
-                master.leader.url.rstrip("/") + path + (f"?{request.url.query}" if request.url.query else "")
-            )
-            return RedirectResponse(target, status_code=307)
-        return await call_next(request)
-
+    app.add_middleware(Gate)  # a standby redirects to the leader; the leader authenticates
     # Added last, so it runs first: an oversized or slow request is refused before anything reads it.
     limits.install_limits(app, config.max_body_bytes, config.request_timeout_s)
     if config.read_scope not in ("all", "team"):

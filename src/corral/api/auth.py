@@ -63,7 +63,8 @@ def authenticate(conn: HTTPConnection) -> None:
     conn.state.principal = principal
 
 
-def principal_of(conn: HTTPConnection) -> Principal:
+# The dependencies are ``async def``: FastAPI would run a plain ``def`` in a worker thread, every request.
+async def principal_of(conn: HTTPConnection) -> Principal:
     principal: Principal | None = getattr(conn.state, "principal", None)
     if principal is None:  # only for a route outside /api/v1 that asks anyway
         raise Unauthenticated("a bearer token is required")
@@ -73,13 +74,13 @@ def principal_of(conn: HTTPConnection) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(principal_of)]
 
 
-def require_writer(principal: PrincipalDep) -> Principal:
+async def require_writer(principal: PrincipalDep) -> Principal:
     if not principal.may_write:
         raise Forbidden(f"{principal.name} has the {principal.role.value} role: it may only read")
     return principal
 
 
-def require_admin(principal: PrincipalDep) -> Principal:
+async def require_admin(principal: PrincipalDep) -> Principal:
     if not principal.is_admin:
         raise Forbidden(f"{principal.name} is not an admin: only admins may do this")
     return principal

@@ -17,7 +17,8 @@ def master_of(conn: HTTPConnection) -> Master | None:
     return master
 
 
-def service_of(request: Request) -> Service:
+async def service_of(request: Request) -> Service:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, for every request.
     return leader_service(request)
 
 

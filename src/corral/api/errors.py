@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
 
 from corral.control.service import UNAVAILABLE
 from corral.domain.errors import CorralError
@@ -52,7 +53,7 @@ def _field(loc: tuple[Any, ...]) -> str:
 REFUSALS = frozenset({401, 403, 429})
 
 
-def count_refusal(request: Request, exc: CorralError) -> None:
+def count_refusal(request: HTTPConnection, exc: CorralError) -> None:
     """Refusals (authentication, authorization, admission) are counted: a spike is someone to talk to."""
     master = getattr(request.app.state, "master", None)
     if exc.status in REFUSALS and master is not None:

@@ -15,19 +15,21 @@ from corral.scheduler.profile import Mode
 
 
 class Strict(BaseModel):
-    """Every request body: no unknown fields, no NaN, and no string the store could not hold."""
+    """Every part of a request body: no unknown fields, no NaN."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Body(Strict):
+    """A whole request body: also no string the store could not hold. Only the outermost model walks the
+    strings (once, the whole body: a nested model's walk would find nothing new and cost as much)."""
 
     @model_validator(mode="before")
     @classmethod
     def _storable_strings(cls, data: Any) -> Any:
         """Every string of the body, keys included, before anything else looks at it: a lone surrogate,
         a NUL or an absurd length is a 400 ``invalid_string`` naming the field (ValidationError passes
-        through pydantic to the API's error handler), never a 500 or a write the store refuses.
-
-        The outermost model sees the whole body, so the path it names is the body's; nested models
-        look again at their part, which is cheap and finds nothing new."""
+        through pydantic to the API's error handler), never a 500 or a write the store refuses."""
         check_strings(data)
         return data
 
@@ -115,7 +117,7 @@ class BatchModel(Strict):
     retry_on_runtime_limit: bool = False
 
 
-class CapacityModel(Strict):
+class CapacityModel(Body):
     min: int = 0
     desired: int = 1
     max: int = 1
@@ -130,7 +132,7 @@ class ServiceModel(Strict):
     retry_policy: RetryPolicyModel = Field(default_factory=lambda: ExponentialRetry(kind="exponential"))
 
 
-class JobSpec(Strict):
+class JobSpec(Body):
     """A job descriptor as submitted: exactly one of ``batch`` or ``service``."""
 
     owner: OwnerModel
@@ -147,11 +149,11 @@ class JobSpec(Strict):
         return from_builtins(data, JobDescriptor)
 
 
-class EnabledModel(Strict):
+class EnabledModel(Body):
     enabled: bool
 
 
-class PruneModel(Strict):
+class PruneModel(Body):
     older_than_s: float = Field(ge=0)
 
 
@@ -166,7 +168,7 @@ class ResourceVectorModel(Strict):
         return Resources(self.cpu, self.memory_mb, self.disk_mb, self.network_mbps, self.gpu)
 
 
-class CapacityGroupBody(Strict):
+class CapacityGroupBody(Body):
     """A capacity group without its name (the name is in the path when updating)."""
 
     tier: Tier = Tier.FLEX
@@ -183,11 +185,11 @@ class CapacityGroupModel(CapacityGroupBody):
     name: str
 
 
-class ModeModel(Strict):
+class ModeModel(Body):
     mode: Mode
 
 
-class ResolveModel(Strict):
+class ResolveModel(Body):
     action: Literal["kill", "keep", "dismiss", "retry"] = Field(
         description="unknown tasks: kill them, or keep them running; an impostor alert: dismiss; "
         "a job set aside: retry it"

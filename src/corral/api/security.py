@@ -12,7 +12,7 @@ from pydantic import Field
 
 from corral.api.auth import AdminDep, PrincipalDep
 from corral.api.deps import ServiceDep
-from corral.api.models import Strict
+from corral.api.models import Body
 from corral.api.responses import errors
 from corral.domain.auth import Role, Team, Token
 from corral.domain.codec import to_builtins
@@ -20,7 +20,7 @@ from corral.domain.codec import to_builtins
 router = APIRouter(tags=["security"])
 
 
-class TokenRequest(Strict):
+class TokenRequest(Body):
     name: str = Field(description="who or what uses it, e.g. alice or ci-deployer")
     team: str = Field(description="the team it acts for (admin tokens: any name, e.g. admins)")
     role: Role = Role.USER
@@ -30,7 +30,7 @@ class TokenRequest(Strict):
     )
 
 
-class TeamBody(Strict):
+class TeamBody(Body):
     emails: list[str] = Field(
         default_factory=list, description="owner addresses or @domains its jobs may name"
     )

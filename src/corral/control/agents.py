@@ -125,6 +125,9 @@ class AgentHub:
         self._outbox = _Outbox()
         self._kills: dict[str, list[wire.KillSpec]] = {}
         self._kill_flush_scheduled = False
+        # Heartbeats are checked this often: a fifth of the timeout keeps detection within 1.2 timeouts.
+        self._tick_every = min(1.0, config.heartbeat_timeout_s / 5)
+        self._next_tick = 0.0
 
     # -- the FleetView the rules read ------------------------------------------------------------
 
@@ -159,7 +162,10 @@ class AgentHub:
 
     @property
     def next_deadline(self) -> float | None:
-        return next_deadline(self.book, _View(self), self.policy)
+        """When the loop should call ``check_heartbeats`` next: the book's own deadlines (awaited hosts,
+        the end of settling) or the next heartbeat check, whichever comes first."""
+        due = next_deadline(self.book, _View(self, sessions=False), self.policy)
+        return self._next_tick if due is None else min(due, self._next_tick)
 
     @property
     def alerts(self) -> tuple[Alert, ...]:
@@ -265,7 +271,13 @@ class AgentHub:
         self._open.pop(str(session.id), None)
 
     def check_heartbeats(self, now: float) -> None:
-        """Heartbeat deadlines, awaited hosts, held unknown tasks: one Tick of the fleet rules."""
+        """Heartbeat deadlines, awaited hosts, held unknown tasks: one Tick of the fleet rules — when one is
+        due (a Tick looks at every session: not on every turn of a busy loop)."""
+        if now < self._next_tick:
+            due = next_deadline(self.book, _View(self, sessions=False), self.policy)
+            if due is None or now < due:
+                return
+        self._next_tick = now + self._tick_every
         self.quarantine.expire(now)
         self._apply(self._decide(Tick(), now), now)
 
@@ -480,13 +492,18 @@ class AgentHub:
         self.send_kills(kills)
 
 
+_NO_SESSIONS: Mapping[str, SessionInfo] = {}
+
+
 class _View:
-    """The FleetView over the hub (its ``sessions`` is the rules' read-only table)."""
+    """The FleetView over the hub (its ``sessions`` is the rules' read-only table; ``sessions=False``: a
+    view for the book's own deadlines, which need no session)."""
 
-    __slots__ = ("_hub",)
+    __slots__ = ("_hub", "_sessions")
 
-    def __init__(self, hub: AgentHub) -> None:
+    def __init__(self, hub: AgentHub, sessions: bool = True) -> None:
         self._hub = hub
+        self._sessions = sessions
 
     @property
     def book(self) -> FleetBook:
@@ -494,7 +511,7 @@ class _View:
 
     @property
     def sessions(self) -> Mapping[str, SessionInfo]:
-        return self._hub.sessions_view
+        return self._hub.sessions_view if self._sessions else _NO_SESSIONS
 
     def task(self, task_id: str) -> Task | None:
         return self._hub.task(task_id)

@@ -8,6 +8,8 @@ already in a worker thread when the term ended still carries the old epoch, and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from corral.domain.auth import Team, Token
 from corral.domain.capacity import CapacityGroup
 from corral.domain.idempotency import IdempotencyRecord
@@ -94,6 +96,9 @@ class FencedStore:
 
     def get_idempotency(self, principal: str, key: str) -> IdempotencyRecord | None:
         return self._store.get_idempotency(principal, key)
+
+    def find_idempotency(self, pairs: Sequence[tuple[str, str]]) -> list[IdempotencyRecord]:
+        return self._store.find_idempotency(pairs)
 
     def load_idempotency(self, since: float) -> list[IdempotencyRecord]:
         return self._store.load_idempotency(since)

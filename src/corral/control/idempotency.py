@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from corral.domain.auth import Principal
 from corral.domain.errors import ConflictError, ValidationError
@@ -41,18 +41,24 @@ def check_key(key: str) -> None:
 
 
 class IdempotencyKeys:
+    """Keys memory holds, and lookups of the others grouped: the keys asked for while one store query runs
+    go together in the next one (like the writer's group commit), so a burst of keyed submissions costs a
+    few queries, not one each."""
+
     def __init__(
         self,
-        lookup: Callable[[str, str], IdempotencyRecord | None],
+        find: Callable[[Sequence[tuple[str, str]]], list[IdempotencyRecord]],
         put: Callable[[IdempotencyRecord], None],
         clock: Callable[[], float],
         retention_s: float,
     ) -> None:
-        self._lookup = lookup  # the store's, run in a worker thread
+        self._find = find  # the store's, run in a worker thread
         self._put = put  # the writer's: the record commits with the job
         self._clock = clock
         self.retention_s = retention_s
         self._recent: OrderedDict[tuple[str, str], IdempotencyRecord] = OrderedDict()
+        self._waiting: dict[tuple[str, str], asyncio.Future[IdempotencyRecord | None]] = {}
+        self._reading = False
 
     async def lookup(self, principal: Principal, key: str, body_hash: str) -> str | None:
         """The id of the job an earlier request with this key made, or None if the key is new."""
@@ -60,7 +66,7 @@ class IdempotencyKeys:
         scope = scope_of(principal)
         record = self._recent.get((scope, key))
         if record is None:
-            record = await asyncio.to_thread(self._lookup, scope, key)
+            record = await self._look_up(scope, key)
         if record is None or record.created_at < self._clock() - self.retention_s:
             return None
         if record.request_hash != body_hash:
@@ -71,6 +77,34 @@ class IdempotencyKeys:
                 "Idempotency-Key",
             )
         return record.resource_id
+
+    async def _look_up(self, scope: str, key: str) -> IdempotencyRecord | None:
+        future = self._waiting.get((scope, key))
+        if future is None:
+            future = self._waiting[(scope, key)] = asyncio.get_running_loop().create_future()
+            if not self._reading:
+                self._reading = True
+                asyncio.get_running_loop().create_task(self._read())
+        return await asyncio.shield(future)
+
+    async def _read(self) -> None:
+        """Answer every waiting lookup, a group at a time, until none waits."""
+        try:
+            while self._waiting:
+                waiting, self._waiting = self._waiting, {}
+                try:
+                    found = await asyncio.to_thread(self._find, list(waiting))
+                except Exception as e:
+                    for future in waiting.values():
+                        if not future.done():
+                            future.set_exception(e)
+                    continue
+                by_pair = {(r.principal, r.key): r for r in found}
+                for pair, future in waiting.items():
+                    if not future.done():
+                        future.set_result(by_pair.get(pair))
+        finally:
+            self._reading = False
 
     def remember(self, principal: Principal, key: str, body_hash: str, job_id: str) -> None:
         record = IdempotencyRecord(scope_of(principal), key, body_hash, "job", job_id, self._clock())

@@ -16,6 +16,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 
 import httpx
@@ -72,6 +73,8 @@ class Master:
         self._campaign: asyncio.Task[None] | None = None
         self.metrics = Metrics()  # kept across terms: counters only go up
         self._lost = asyncio.Event()
+        # Renewals get a thread of their own: under load the shared pool must not make the lease run out.
+        self._lease_thread = ThreadPoolExecutor(1, thread_name_prefix="corral-lease")
 
     store: Store
 
@@ -116,6 +119,7 @@ class Master:
             )
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.store.close)
+        self._lease_thread.shutdown(wait=False)
 
     @property
     def ready(self) -> bool:
@@ -225,8 +229,8 @@ class Master:
         while True:
             await asyncio.sleep(interval)
             try:
-                renewed = await asyncio.to_thread(
-                    self.store.renew_lease, self.id, epoch, self.config.lease_ttl_s
+                renewed = await asyncio.get_running_loop().run_in_executor(
+                    self._lease_thread, self.store.renew_lease, self.id, epoch, self.config.lease_ttl_s
                 )
             except Exception as e:
                 # Without the store we cannot know we still lead: give up before the lease could run out.

@@ -354,6 +354,7 @@ class Service:
                 "batches": self._writer.batches,
                 "records": self._writer.records,
                 "backlog": self._writer.backlog,
+                "mean_commit_ms": round(1000 * self._writer.busy_s / max(1, self._writer.batches), 2),
             },
             "alerts": self.alerts(),
             "jobs_set_aside": len(state.set_aside),

@@ -99,8 +99,8 @@ class Term:
         self.jobs.admit = self.ops.require_group
         self.jobs.set_aside = self.set_aside
         self.keys = IdempotencyKeys(
-            lambda scope, key: store.get_idempotency(scope, key),
-            lambda record: self.writer.put_idempotency(record),
+            store.find_idempotency,
+            self.writer.put_idempotency,
             clock,
             config.idempotency_retention_s,
         )
@@ -187,6 +187,7 @@ class Term:
                     await asyncio.wait_for(self.writer.flush(), timeout=10)
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
+        self.writer.close()
         self._tasks.clear()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

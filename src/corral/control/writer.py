@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from corral.control.fenced import FencedStore
@@ -91,6 +93,9 @@ class StoreWriter:
         self.retry_delay_s = retry_delay_s
         self.on_fatal = on_fatal
         self.on_rejected = on_rejected
+        self.busy_s = 0.0  # time spent committing (the mean commit shows in /api/v1/status)
+        # Its own thread: a commit never waits in line behind reads in the shared pool.
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="corral-writer")
         self._jobs: dict[str, Job] = {}
         self._tasks: dict[str, Task] = {}
         self._keys: dict[str, IdempotencyRecord] = {}
@@ -132,6 +137,10 @@ class StoreWriter:
     def backlog(self) -> int:
         return len(self._jobs) + len(self._tasks) + len(self._keys)
 
+    def close(self) -> None:
+        """Let the writer's thread go (once the term has stopped the writer)."""
+        self._thread.shutdown(wait=False)
+
     async def flush(self, *idents: str) -> None:
         """Return once every earlier put is committed or rejected; raise WriterFailed if it never will be,
         and RecordRejected if the latest version of one of ``idents`` was rejected."""
@@ -153,6 +162,7 @@ class StoreWriter:
                 continue
             target = self._seq
             units = self._take()
+            started = time.perf_counter()
             try:
                 written = await self._commit(units)
             except BaseException as e:
@@ -166,6 +176,7 @@ class StoreWriter:
                 self._in_flight = set()
             self.batches += 1
             self.records += written
+            self.busy_s += time.perf_counter() - started
             async with self._done:
                 self._committed = target
                 self._done.notify_all()
@@ -258,7 +269,7 @@ class StoreWriter:
         attempt = 0
         while True:
             try:
-                await asyncio.to_thread(self.store.write, batch)
+                await asyncio.get_running_loop().run_in_executor(self._thread, self.store.write, batch)
                 return
             except (FencedError, UnwritableRecord):
                 raise

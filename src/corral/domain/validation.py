@@ -130,15 +130,18 @@ def _all_storable(value: object) -> bool:
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, dict | Mapping):  # dict first: a plain isinstance, not the ABC's hook
-            for key in item:
-                if isinstance(key, str) and not _storable(key):
-                    return False
+        if isinstance(item, dict):  # the common containers first: plain isinstance, no ABC hooks
+            if not all(_storable(key) for key in item if isinstance(key, str)):
+                return False
             items: Iterable[object] = item.values()
+        elif (names := _dataclass_fields(item)) is not None:
+            items = [getattr(item, name) for name in names]
         elif isinstance(item, list | tuple):
             items = item
-        elif dataclasses.is_dataclass(item) and not isinstance(item, type):
-            items = [getattr(item, f.name) for f in dataclasses.fields(item)]
+        elif isinstance(item, Mapping):
+            if not all(_storable(key) for key in item if isinstance(key, str)):
+                return False
+            items = item.values()
         else:
             continue
         for sub in items:
@@ -148,6 +151,20 @@ def _all_storable(value: object) -> bool:
             elif not isinstance(sub, _SCALARS):
                 stack.append(sub)
     return True
+
+
+_FIELDS: dict[type, tuple[str, ...] | None] = {}  # per class: its dataclass fields' names (None: not one)
+
+
+def _dataclass_fields(item: object) -> tuple[str, ...] | None:
+    kind = type(item)
+    if kind in _FIELDS:
+        return _FIELDS[kind]
+    names: tuple[str, ...] | None = None
+    if dataclasses.is_dataclass(kind):
+        names = tuple(f.name for f in dataclasses.fields(kind))
+    _FIELDS[kind] = names
+    return names
 
 
 def _name_the_bad_string(value: object, where: str) -> None:

@@ -8,6 +8,7 @@ repeat its state, or touch a finished task returns None: the caller drops it.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from corral.domain.states import TASK_STATE_RANK, FinishedReason, TaskState
 from corral.domain.stimuli import Ended, HostLost, KillRequested, Placed, Reconnected, Reported, TaskStimulus
@@ -50,14 +51,15 @@ def transition(task: Task, event: TaskStimulus) -> Task | None:
         case Placed():
             if task.state is not TaskState.ACCEPTED:
                 return None
-            placed = replace(
+            return _enter(
                 task,
+                TaskState.LAUNCHED,
+                event.at,
                 host_id=event.host_id,
                 ports=event.ports,
                 interface=event.interface,
                 address=event.address,
             )
-            return _enter(placed, TaskState.LAUNCHED, event.at)
         case Reported():
             return _reported(task, event)
         case KillRequested():
@@ -65,13 +67,14 @@ def transition(task: Task, event: TaskStimulus) -> Task | None:
         case HostLost():
             if task.state not in KILLABLE_ON_HOST and task.state is not TaskState.KILL_INITIATED:
                 return None
-            lost = replace(task, disconnected_from=task.state)
-            return _enter(lost, TaskState.DISCONNECTED, event.at, detail=event.detail)
+            return _enter(
+                task, TaskState.DISCONNECTED, event.at, detail=event.detail, disconnected_from=task.state
+            )
         case Reconnected():
             if task.state is not TaskState.DISCONNECTED or task.disconnected_from is None:
                 return None
-            back = replace(task, disconnected_from=None)
-            return _enter(back, task.disconnected_from, event.at, detail="host reconnected")
+            back = task.disconnected_from
+            return _enter(task, back, event.at, detail="host reconnected", disconnected_from=None)
         case Ended():
             return _finish(task, event.reason, event.at, event.detail, None)
 
@@ -79,6 +82,7 @@ def transition(task: Task, event: TaskStimulus) -> Task | None:
 def _reported(task: Task, event: Reported) -> Task | None:
     if event.state not in REPORTABLE or task.state is TaskState.ACCEPTED:
         return None
+    changes: dict[str, Any] = {}
     if task.state is TaskState.DISCONNECTED:
         # A report is proof the host is back; rank it against the state the task left.
         if (
@@ -87,10 +91,8 @@ def _reported(task: Task, event: Reported) -> Task | None:
         ):
             return None
         if event.state is task.disconnected_from:
-            return _enter(
-                replace(task, disconnected_from=None), event.state, event.at, detail="host reconnected"
-            )
-        task = replace(task, disconnected_from=None)
+            return _enter(task, event.state, event.at, detail="host reconnected", disconnected_from=None)
+        changes["disconnected_from"] = None
     elif TASK_STATE_RANK[event.state] <= TASK_STATE_RANK[task.state]:
         return None
     if event.state is TaskState.FINISHED:
@@ -100,8 +102,8 @@ def _reported(task: Task, event: Reported) -> Task | None:
         reason = event.reason or (FinishedReason.NORMAL if event.exit_code == 0 else FinishedReason.FAILED)
         return _finish(task, reason, event.at, event.detail, event.exit_code)
     if event.state is TaskState.STARTED:
-        task = replace(task, started_at=event.at)
-    return _enter(task, event.state, event.at, detail=event.detail)
+        changes["started_at"] = event.at
+    return _enter(task, event.state, event.at, detail=event.detail, **changes)
 
 
 def _kill(task: Task, event: KillRequested) -> Task | None:
@@ -109,31 +111,58 @@ def _kill(task: Task, event: KillRequested) -> Task | None:
         return None
     if task.state is TaskState.ACCEPTED:
         return _finish(task, event.reason, event.at, event.detail, None)
-    marked = replace(task, kill_reason=event.reason, kill_detail=event.detail)
+    marked = {"kill_reason": event.reason, "kill_detail": event.detail}
     if task.state is TaskState.DISCONNECTED:
         # The agent cannot hear us: remember the kill, to send when the host returns or assume if it is lost.
-        marked = replace(marked, disconnected_from=TaskState.KILL_INITIATED)
-        return _record(marked, TaskState.DISCONNECTED, event.at, event.reason, event.detail)
+        return _record(
+            task,
+            TaskState.DISCONNECTED,
+            event.at,
+            event.reason,
+            event.detail,
+            disconnected_from=TaskState.KILL_INITIATED,
+            **marked,
+        )
     if task.state is TaskState.KILL_INITIATED:
         return None
-    return _enter(marked, TaskState.KILL_INITIATED, event.at, reason=event.reason, detail=event.detail)
+    return _enter(task, TaskState.KILL_INITIATED, event.at, why=event.reason, detail=event.detail, **marked)
 
 
 def _finish(task: Task, reason: FinishedReason, at: float, detail: str, exit_code: int | None) -> Task:
-    done = replace(
-        task, reason=reason, reason_detail=detail, exit_code=exit_code, finished_at=at, disconnected_from=None
+    return _enter(
+        task,
+        TaskState.FINISHED,
+        at,
+        why=reason,
+        detail=detail,
+        reason=reason,
+        reason_detail=detail,
+        exit_code=exit_code,
+        finished_at=at,
+        disconnected_from=None,
     )
-    return _enter(done, TaskState.FINISHED, at, reason=reason, detail=detail)
 
 
 def _enter(
-    task: Task, state: TaskState, at: float, *, reason: FinishedReason | None = None, detail: str = ""
+    task: Task,
+    state: TaskState,
+    at: float,
+    *,
+    why: FinishedReason | None = None,
+    detail: str = "",
+    **changes: Any,
 ) -> Task:
-    return _record(replace(task, state=state, updated_at=at), state, at, reason, detail)
+    """``task`` in ``state`` from ``at``, with ``changes`` to its other fields: one new record."""
+    return _record(task, state, at, why, detail, updated_at=at, **changes, state=state)
 
 
-def _record(task: Task, state: TaskState, at: float, reason: FinishedReason | None, detail: str) -> Task:
-    history = (*task.history, TaskEvent(at, state, reason, detail, task.host_id))
+def _record(
+    task: Task, entered: TaskState, at: float, why: FinishedReason | None, detail: str, **changes: Any
+) -> Task:
+    """The task with ``changes`` and a line of history saying it is in ``entered`` (one ``replace``: this
+    is the hot path of every report)."""
+    host = changes.get("host_id", task.host_id)
+    history = (*task.history, TaskEvent(at, entered, why, detail, host))
     if len(history) > HISTORY_LIMIT:
         history = (history[0], *history[-(HISTORY_LIMIT - 1) :])
-    return replace(task, history=history)
+    return replace(task, history=history, **changes)

@@ -114,6 +114,9 @@ class Store(Protocol):
 
     def get_idempotency(self, principal: str, key: str) -> IdempotencyRecord | None: ...
 
+    def find_idempotency(self, pairs: Sequence[tuple[str, str]]) -> list[IdempotencyRecord]:
+        """The records of several (principal, key) pairs in one query (those that exist)."""
+
     def load_idempotency(self, since: float) -> list[IdempotencyRecord]:
         """Every idempotency record created at or after ``since``, oldest first."""
 

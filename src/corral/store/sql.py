@@ -21,6 +21,7 @@ from sqlalchemy import (
     delete,
     event,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -323,6 +324,14 @@ class SqlStore:
         i = schema.idempotency
         found = self._fetch(_idempotency_columns().where(i.c.principal == principal, i.c.key == key))
         return rows.idempotency_record(found[0]) if found else None
+
+    def find_idempotency(self, pairs: Sequence[tuple[str, str]]) -> list[IdempotencyRecord]:
+        """The records of several (principal, key) pairs at once (the leader groups concurrent lookups)."""
+        if not pairs:
+            return []
+        i = schema.idempotency
+        found = self._fetch(_idempotency_columns().where(tuple_(i.c.principal, i.c.key).in_(list(pairs))))
+        return [rows.idempotency_record(row) for row in found]
 
     def load_idempotency(self, since: float) -> list[IdempotencyRecord]:
         i = schema.idempotency
