@@ -41,7 +41,8 @@ class ClusterState:
         # Tasks whose footprint could not be charged to their host when it registered (a record written
         # by something else, say): their job is set aside by whoever registered the host.
         self.faults: list[tuple[str, BaseException]] = []
-        self._usage: dict[str, Resources] = {}  # capacity group -> what its placed tasks hold
+        # capacity group -> what its placed tasks hold: cpu, memory, disk, network, gpu (summed in place)
+        self._usage: dict[str, list[float]] = {}
 
     # -- jobs -----------------------------------------------------------------------------------
 
@@ -129,7 +130,7 @@ class ClusterState:
             return
         self._footprints[task.id] = footprint
         group = self.jobs[task.job_id].descriptor.capacity_group
-        self._usage[group] = self._usage.get(group, ZERO) + footprint.request
+        _add(self._usage.setdefault(group, [0.0] * 5), footprint.request, 1)
         h = self.cluster.index.get(host_id)
         if h is not None:  # a host not registered yet is charged when it registers
             self.cluster.assign(h, footprint)
@@ -143,7 +144,7 @@ class ClusterState:
             return
         group = self.jobs[task.job_id].descriptor.capacity_group if task.job_id in self.jobs else None
         if group is not None:
-            self._usage[group] = self._usage.get(group, ZERO) - footprint.request
+            _add(self._usage.setdefault(group, [0.0] * 5), footprint.request, -1)
         h = self.cluster.index.get(host_id)
         if h is not None:
             self.cluster.release(h, footprint)
@@ -224,7 +225,10 @@ class ClusterState:
 
     def group_usage(self) -> dict[str, Resources]:
         """What each capacity group's placed tasks hold."""
-        return dict(self._usage)
+        return {
+            group: Resources(cpu, int(memory), int(disk), int(network), int(gpu))
+            for group, (cpu, memory, disk, network, gpu) in self._usage.items()
+        }
 
     # -- loading --------------------------------------------------------------------------------
 
@@ -244,6 +248,14 @@ class ClusterState:
                 except Exception as e:
                     failed[task.job_id] = e
         return list(failed.items())
+
+
+def _add(total: list[float], r: Resources, sign: int) -> None:
+    total[0] += sign * r.cpu
+    total[1] += sign * r.memory_mb
+    total[2] += sign * r.disk_mb
+    total[3] += sign * r.network_mbps
+    total[4] += sign * r.gpu
 
 
 def _same_for_scheduling(a: Host, b: Host) -> bool:

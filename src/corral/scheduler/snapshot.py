@@ -26,10 +26,12 @@ class JobClass:
     size: int = 1  # batch size or service desired: zone_balance spreads this many
     hard: Mapping[str, str] = field(default_factory=dict)
     soft: Mapping[str, str] = field(default_factory=dict)
+    exclusive: bool = field(init=False, default=False)  # derived from ``hard`` once (every footprint asks)
 
-    @property
-    def exclusive(self) -> bool:
-        return is_enabled(self.hard.get(ConstraintName.EXCLUSIVE_HOST, "false"))
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "exclusive", is_enabled(self.hard.get(ConstraintName.EXCLUSIVE_HOST, "false"))
+        )
 
     def footprint(
         self, ports: tuple[int, ...] = (), interface: int | None = None, address: int | None = None
