@@ -29,6 +29,8 @@ class MasterConfig:
     history_retention_s: float = 7 * 24 * 3600.0
     prune_interval_s: float = 3600.0
     sqlite_synchronous: str = "FULL"
+    # Commit write batches in a child process (store/writer_process.py), not a thread of the leader's.
+    store_writer_process: bool = True
     master_id: str = ""  # unique per master process (default: host, pid and a random suffix)
     advertise_url: str = ""  # how clients and agents reach this master (default: http://listen address)
     canary_interval_s: float = 0.0  # submit a canary job this often (0: no canary)

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from corral.domain.auth import Principal
 from corral.domain.errors import ConflictError, ValidationError
@@ -59,6 +60,9 @@ class IdempotencyKeys:
         self._recent: OrderedDict[tuple[str, str], IdempotencyRecord] = OrderedDict()
         self._waiting: dict[tuple[str, str], asyncio.Future[IdempotencyRecord | None]] = {}
         self._reading = False
+        # A thread of its own: a submission's lookup never waits in line behind slower work in the shared
+        # pool (500 hosts joining at once put 500 credential writes there, and stalled submissions 3 s).
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="corral-idempotency")
 
     async def lookup(self, principal: Principal, key: str, body_hash: str) -> str | None:
         """The id of the job an earlier request with this key made, or None if the key is new."""
@@ -93,7 +97,8 @@ class IdempotencyKeys:
             while self._waiting:
                 waiting, self._waiting = self._waiting, {}
                 try:
-                    found = await asyncio.to_thread(self._find, list(waiting))
+                    loop = asyncio.get_running_loop()
+                    found = await loop.run_in_executor(self._thread, self._find, list(waiting))
                 except Exception as e:
                     for future in waiting.values():
                         if not future.done():
@@ -105,6 +110,10 @@ class IdempotencyKeys:
                         future.set_result(by_pair.get(pair))
         finally:
             self._reading = False
+
+    def close(self) -> None:
+        """Let the lookup thread go (once the term has stopped)."""
+        self._thread.shutdown(wait=False)
 
     def remember(self, principal: Principal, key: str, body_hash: str, job_id: str) -> None:
         record = IdempotencyRecord(scope_of(principal), key, body_hash, "job", job_id, self._clock())

@@ -86,7 +86,10 @@ class Master:
             self.config.data_dir.mkdir(parents=True, exist_ok=True)
             url = self.config.resolved_store_url
             self._store = await asyncio.to_thread(
-                open_store, url, sqlite_synchronous=self.config.sqlite_synchronous
+                open_store,
+                url,
+                sqlite_synchronous=self.config.sqlite_synchronous,
+                writer_process=self.config.store_writer_process,
             )
         else:
             await asyncio.to_thread(self._store.open)

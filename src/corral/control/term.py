@@ -188,6 +188,7 @@ class Term:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
         self.writer.close()
+        self.keys.close()
         self._tasks.clear()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

@@ -35,9 +35,7 @@ from sqlalchemy import (
     update,
 )
 
-from corral.domain.job import Job
 from corral.domain.states import JobState, JobType, TaskState
-from corral.domain.task import Task
 from corral.store import lease, schema
 from corral.store.protocol import IntegrityRecord, StoreError
 
@@ -107,18 +105,25 @@ _RECORD_BATCH = _record_statement(counting=True)
 
 
 def record_batch(
-    conn: Connection, *, epoch: int, generation: int, jobs: Sequence[Job], tasks: Sequence[Task]
+    conn: Connection,
+    *,
+    epoch: int,
+    generation: int,
+    job_ids: Sequence[str],
+    task_ids: Sequence[str],
+    active_jobs: int,
+    active_tasks: int,
 ) -> None:
-    """Inside a fenced write whose fence returned ``generation``, before ``jobs`` and ``tasks`` (each of
-    distinct ids) are upserted: count them in (their new states, less the states their rows have now) and
-    record the generation, the same as the lease row's. One statement per chunk of ids."""
-    job_ids, task_ids = [job.id for job in jobs], [task.id for task in tasks]
+    """Inside a fenced write whose fence returned ``generation``, before the jobs and tasks of ``job_ids``
+    and ``task_ids`` (each distinct) are upserted: count them in (``active_jobs`` and ``active_tasks`` of
+    them will not be finished, less the rows of those ids that are active now) and record the generation,
+    the same as the lease row's. One statement per chunk of ids."""
     params = {
         "generation": generation,
         "epoch": epoch,
         "updated_at": time.time(),
-        "jobs": sum(1 for job in jobs if job.state is not JobState.FINISHED),
-        "tasks": sum(1 for task in tasks if task.state is not TaskState.FINISHED),
+        "jobs": active_jobs,
+        "tasks": active_tasks,
     }
     for start in range(0, max(len(job_ids), len(task_ids), 1), CHUNK):
         chunk = {"job_ids": job_ids[start : start + CHUNK], "task_ids": task_ids[start : start + CHUNK]}

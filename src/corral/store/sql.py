@@ -8,24 +8,20 @@ record. Loads verify the store before anything is believed (``integrity.check``)
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
-import msgspec
 from sqlalchemy import (
     Connection,
     Engine,
     Select,
-    bindparam,
-    create_engine,
     delete,
-    event,
     select,
     tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError, StatementError
+from sqlalchemy.exc import SQLAlchemyError
 
 from corral.domain.auth import Team, Token
 from corral.domain.capacity import CapacityGroup
@@ -33,7 +29,10 @@ from corral.domain.codec import DecodeError, to_json
 from corral.domain.idempotency import IdempotencyRecord
 from corral.domain.job import Job
 from corral.domain.task import Task
+from corral.store import batch as batch_rows
 from corral.store import integrity, lease, pruning, rows, schema
+from corral.store.batch import PreparedBatch
+from corral.store.engine import IDLE_IN_TRANSACTION_S, EngineSettings, create_store_engine
 from corral.store.opening import open_schema
 from corral.store.protocol import (
     IntegrityRecord,
@@ -41,16 +40,12 @@ from corral.store.protocol import (
     LoadedState,
     StoreError,
     TaskQuery,
-    UnwritableRecord,
     WriteBatch,
 )
+from corral.store.writer_process import WriterProcess
 
 FINISHED = integrity.FINISHED
 T = TypeVar("T")
-
-# A PostgreSQL session of a process that stopped mid-transaction (SIGSTOP, a stalled VM) would hold the
-# lease row's lock and block every takeover; the server ends such a session after this long.
-IDLE_IN_TRANSACTION_S = 1.0
 
 
 class SqlStore:
@@ -60,12 +55,9 @@ class SqlStore:
         self.engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
         self._insert = sqlite.insert if self._sqlite else postgresql.insert
-        # Built once: the leader writes hundreds of batches a second.
-        lbl = schema.job_labels
-        self._upsert_jobs = self._upsert(schema.jobs)
-        self._upsert_tasks = self._upsert(schema.tasks)
-        self._delete_labels = delete(lbl).where(lbl.c.job_id == bindparam("job_id"))
-        self._insert_keys = self._insert(schema.idempotency).on_conflict_do_nothing()
+        # Where batches are committed: here, or in a writer process (``use_writer_process``).
+        self._commit: Callable[[PreparedBatch], None] = batch_rows.Committer(engine)
+        self._writer_process: WriterProcess | None = None
 
     # -- schema ---------------------------------------------------------------------------------
 
@@ -84,20 +76,19 @@ class SqlStore:
         with self.engine.connect() as conn:
             return int(conn.execute(select(schema.schema_version.c.version)).scalar_one())
 
+    def use_writer_process(self, writer: WriterProcess) -> None:
+        """Commit write batches in ``writer``'s process from now on (it is stopped with the store)."""
+        self._writer_process = self._commit = writer
+
     def close(self) -> None:
+        if self._writer_process is not None:
+            self._writer_process.close()
         self.engine.dispose()
 
     # -- transactions ----------------------------------------------------------------------------
 
-    @contextmanager
-    def _fenced(self, epoch: int) -> Iterator[tuple[Connection, int]]:
-        """A write transaction that belongs to ``epoch`` (FencedError unless that epoch leads), and the
-        store's generation it writes."""
-        with self.engine.begin() as conn:
-            if self._sqlite:
-                # Take the write lock before the check, so that no takeover fits between check and write.
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            yield conn, lease.fenced(conn, epoch)
+    def _fenced(self, epoch: int) -> AbstractContextManager[tuple[Connection, int]]:
+        return batch_rows.fenced(self.engine, epoch)
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -141,52 +132,8 @@ class SqlStore:
         return LoadedState(jobs, tasks), record
 
     def write(self, batch: WriteBatch, *, epoch: int) -> None:
-        if not len(batch):
-            return
-        jobs = list({j.id: j for j in batch.jobs}.values())  # the last version of an id wins
-        tasks = list({t.id: t for t in batch.tasks}.values())
-        # Rows are built before the transaction: a record that cannot be encoded fails here, holding no lock.
-        try:
-            job_rows = [rows.job_row(job, epoch) for job in jobs]
-            labels = rows.label_rows(jobs)
-            task_rows = [rows.task_row(task, epoch) for task in tasks]
-            keys = [rows.idempotency_row(r) for r in batch.idempotency]
-        except (ValueError, TypeError, msgspec.EncodeError) as e:  # e.g. a string with a lone surrogate
-            raise UnwritableRecord(f"a record cannot be encoded: {e}") from e
-        try:
-            self._write_rows(epoch, jobs, tasks, job_rows, labels, task_rows, keys)
-        except (DataError, IntegrityError) as e:  # e.g. NUL in a PostgreSQL text column
-            raise UnwritableRecord(f"the database refused a value: {e.orig or e}") from e
-        except StatementError as e:
-            if not isinstance(e.orig, UnicodeError):
-                raise
-            raise UnwritableRecord(f"a value cannot be sent to the database: {e.orig}") from e
-        except UnicodeError as e:  # a driver that encodes parameters itself
-            raise UnwritableRecord(f"a value cannot be sent to the database: {e}") from e
-
-    def _write_rows(
-        self,
-        epoch: int,
-        jobs: list[Job],
-        tasks: list[Task],
-        job_rows: list[dict[str, Any]],
-        labels: list[dict[str, Any]],
-        task_rows: list[dict[str, Any]],
-        keys: list[dict[str, Any]],
-    ) -> None:
-        with self._fenced(epoch) as (conn, generation):
-            integrity.record_batch(conn, epoch=epoch, generation=generation, jobs=jobs, tasks=tasks)
-            if job_rows:
-                conn.execute(self._upsert_jobs, job_rows)
-                # A job's labels are rewritten whole, so a changed or removed label stops matching.
-                conn.execute(self._delete_labels, [{"job_id": j.id} for j in jobs])
-                if labels:
-                    conn.execute(schema.job_labels.insert(), labels)
-            if task_rows:
-                conn.execute(self._upsert_tasks, task_rows)
-            if keys:
-                # A key already there stays as it was: the first request that used it owns it.
-                conn.execute(self._insert_keys, keys)
+        if len(batch):
+            self._commit(batch_rows.prepare(batch, epoch))
 
     def prune_finished(self, before: float, *, epoch: int) -> int:
         with self._fenced(epoch) as (conn, generation):
@@ -262,11 +209,6 @@ class SqlStore:
 
     def release_lease(self, holder: str, epoch: int) -> None:
         lease.release(self.engine, holder, epoch)
-
-    def _upsert(self, table: Any) -> Any:
-        stmt = self._insert(table)
-        updated = {c.name: stmt.excluded[c.name] for c in table.columns if not c.primary_key}
-        return stmt.on_conflict_do_update(index_elements=[table.c.id], set_=updated)
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -416,34 +358,24 @@ class SqlStore:
 
 
 def open_store(
-    url: str, *, sqlite_synchronous: str = "FULL", idle_in_transaction_s: float = IDLE_IN_TRANSACTION_S
+    url: str,
+    *,
+    sqlite_synchronous: str = "FULL",
+    idle_in_transaction_s: float = IDLE_IN_TRANSACTION_S,
+    writer_process: bool = False,
 ) -> SqlStore:
     """An opened (schema checked and migrated) store for a SQLAlchemy URL, e.g. ``sqlite:///corral.db``.
     ``idle_in_transaction_s`` (PostgreSQL; 0: never): how long the server lets a session of this store sit
-    in a transaction waiting for it, before ending the session and so releasing its locks."""
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
-        idle_ms = int(idle_in_transaction_s * 1000)
-
-        @event.listens_for(engine, "connect")
-        def _session(dbapi_conn: Any, _record: Any) -> None:
-            with dbapi_conn.cursor() as cur:
-                cur.execute(f"SET idle_in_transaction_session_timeout = {idle_ms}")
-            dbapi_conn.commit()
-
+    in a transaction waiting for it, before ending the session and so releasing its locks.
+    ``writer_process``: commit write batches in a child process of the store's own (``writer_process``),
+    where a leader's busy event loop cannot slow them down."""
+    settings = EngineSettings(sqlite_synchronous, idle_in_transaction_s)
+    engine = create_store_engine(url, settings)
     store = SqlStore(engine)
     try:
         store.open()
+        if writer_process:
+            store.use_writer_process(WriterProcess(url, settings))
     except BaseException:
         store.close()  # the caller never gets the store, so its connections would leak
         raise
