@@ -157,6 +157,27 @@ def test_the_leader_killed_during_a_burst_loses_nothing(pair: Pair) -> None:
         fleet.close()
 
 
+def test_an_idempotency_key_finds_its_job_after_a_failover(pair: Pair) -> None:
+    """The new leader holds no key in memory: it looks each up in the store (on PostgreSQL, from its event
+    loop on a connection of its own, store/pgkeys.py)."""
+    first = pair.leader()
+    spec = batch_job(["sleep", "600"], application="keyed")
+    made = first.http.post("/api/v1/jobs", json=spec, headers={"Idempotency-Key": "k-failover"})
+    assert made.status_code == 201, made.text
+    first.kill()
+    second = pair.leader()
+    assert second is not first
+    again = second.http.post("/api/v1/jobs", json=spec, headers={"Idempotency-Key": "k-failover"})
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == made.json()["id"]
+    other = dict(spec, application="another")
+    reused = second.http.post("/api/v1/jobs", json=other, headers={"Idempotency-Key": "k-failover"})
+    assert reused.status_code == 409 and reused.json()["code"] == "idempotency_key_reused"
+    fresh = second.http.post("/api/v1/jobs", json=other, headers={"Idempotency-Key": "k-new"})
+    assert fresh.status_code == 201 and fresh.json()["id"] != made.json()["id"]
+    assert len(second.http.get("/api/v1/jobs", params={"application": "keyed"}).json()["items"]) == 1
+
+
 def test_a_frozen_leader_that_wakes_up_cannot_write(pair: Pair) -> None:
     fleet = Fleet(pair.urls, FleetSpec(count=2, heartbeat_backoff_max_s=0.5, ping_interval_s=1.0))
     try:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -134,18 +135,45 @@ def held_after_the_fence(store: SqlStore) -> Iterator[tuple[threading.Event, thr
         event.remove(store.engine, "after_cursor_execute", after)
 
 
+@contextmanager
+def parked_after_the_fence(database_url: str) -> Iterator[tuple[Callable[[], bool], Callable[[], None]]]:
+    """Park the next fenced write to the PostgreSQL store at ``database_url`` just after its fence (the
+    lease row locked): another session holds the integrity record's row, which the write updates next.
+    Yields whether a write is parked there, and how to let it go on."""
+    engine = create_engine(database_url)
+    holder = engine.connect()
+    try:
+        holder.execute(text("SELECT 1 FROM corral_integrity WHERE id = 1 FOR UPDATE"))
+
+        def parked() -> bool:
+            with engine.connect() as probe:
+                waiting = probe.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE 'UPDATE corral_integrity%'"
+                    )
+                ).scalar_one()
+            return bool(waiting)
+
+        yield parked, holder.rollback
+    finally:
+        holder.rollback()
+        holder.close()
+        engine.dispose()
+
+
 def test_an_expired_lease_is_not_taken_while_a_write_that_passed_its_fence_runs_postgresql() -> None:
     with fresh_database() as database_url:
         leader, other = open_store(database_url), open_store(database_url)
         try:
             assert leader.acquire_lease("a", "http://a", 0.2) == 1
-            with held_after_the_fence(leader) as (inside, release):
+            with parked_after_the_fence(database_url) as (parked, release):
                 writing = threading.Thread(target=lambda: leader.write(WriteBatch([make_job("j1")]), epoch=1))
                 writing.start()
-                assert inside.wait(30)
+                wait_for(parked, 30, what="the write to pass its fence")
                 wait_for(lambda: not other.lease().live, 30, what="the lease to run out")
                 assert other.acquire_lease("b", "http://b", 30) is None  # busy: look again later
-                release.set()
+                release()
                 writing.join(30)
             assert leader.get_job("j1") is not None  # committed before any takeover, under epoch 1
             assert other.acquire_lease("b", "http://b", 30) == 2
@@ -174,17 +202,17 @@ def test_a_takeover_ends_a_gone_leaders_sessions_that_hold_the_lease_row_postgre
                     failed.append(e)
 
             taken: list[int | None] = []
-            with held_after_the_fence(leader) as (inside, release):
+            with parked_after_the_fence(database_url) as (parked, release):
                 writing = threading.Thread(target=write)
                 writing.start()
-                assert inside.wait(30)
+                wait_for(parked, 30, what="the write to pass its fence")
                 taking = threading.Thread(target=lambda: taken.append(other.acquire_lease("b", "b", 30, 1)))
                 taking.start()
                 taking.join(30)
                 assert taken == [2]
-                release.set()
+                release()
                 writing.join(30)
-            assert len(failed) == 1 and isinstance(failed[0], DBAPIError)  # its session was ended
+            assert len(failed) == 1 and isinstance(failed[0], psycopg.OperationalError)  # its session ended
             assert other.get_job("j1") is None
         finally:
             leader.close()

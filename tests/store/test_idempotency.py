@@ -3,10 +3,15 @@ and key (by a new leader too), the first use of a key kept, old ones pruned."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
+from sqlalchemy import Connection
 
 from corral.domain.idempotency import IdempotencyRecord
-from corral.store import FencedError, SqlStore, WriteBatch
+from corral.store import FencedError, SqlStore, StoreError, WriteBatch
 from corral.store.protocol import UnwritableRecord
 from tests.store.factories import make_job
 
@@ -57,3 +62,46 @@ def test_keys_older_than_the_retention_are_pruned(store: SqlStore) -> None:
     assert [r.created_at for r in store.load_idempotency(0.0)] == [float(n) for n in range(4, 10)]
     assert store.prune_idempotency(4.0, epoch=0) == 0
     store.verify()
+
+
+def test_keys_are_found_in_groups_by_principal_and_key(store: SqlStore) -> None:
+    store.write(WriteBatch([make_job("j1"), make_job("j2")], idempotency=[key(1), key(2)]), epoch=0)
+    found = store.find_idempotency([("alice", "key-1"), ("bob", "key-2"), ("alice", "key-2"), ("x", "y")])
+    assert sorted(found, key=lambda r: r.key) == [key(1), key(2)]
+    assert store.find_idempotency([]) == []
+
+
+async def _lookup_twice(store: SqlStore) -> None:
+    lookup = store.async_key_lookup()
+    assert lookup is not None
+    try:
+        assert await lookup([]) == []
+        found = await lookup([("alice", "key-1"), ("bob", "key-1"), ("alice", "key-9")])
+        assert found == [key(1)]
+        # The server ends the lookup's session (a restart, a failover of the database): that lookup fails
+        # as a store error, and the next opens a new connection.
+        with raw_engine(store) as conn:
+            conn.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE pid <> pg_backend_pid() AND query LIKE 'SELECT principal, key, request_hash%%'"
+            )
+        with pytest.raises(StoreError, match="cannot look up idempotency keys"):
+            await lookup([("alice", "key-1")])
+        assert await lookup([("alice", "key-1")]) == [key(1)]
+    finally:
+        await lookup.close()
+
+
+def test_postgresql_offers_a_lookup_the_event_loop_awaits_sqlite_does_not(store: SqlStore) -> None:
+    store.write(WriteBatch([make_job("j1")], idempotency=[key(1)]), epoch=0)
+    if store.engine.dialect.name == "sqlite":
+        assert store.async_key_lookup() is None
+        return
+    asyncio.run(_lookup_twice(store))
+
+
+@contextmanager
+def raw_engine(store: SqlStore) -> Iterator[Connection]:
+    with store.engine.connect() as conn:
+        yield conn
+        conn.commit()

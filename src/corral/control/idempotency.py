@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from corral.domain.auth import Principal
 from corral.domain.errors import ConflictError, ValidationError
 from corral.domain.idempotency import IdempotencyRecord
+from corral.store.protocol import AsyncKeyLookup
 
 MAX_KEY_LENGTH = 255
 MEMORY = 100_000  # recent keys held in memory; older ones are looked up in the store
@@ -52,8 +53,10 @@ class IdempotencyKeys:
         put: Callable[[IdempotencyRecord], None],
         clock: Callable[[], float],
         retention_s: float,
+        find_async: AsyncKeyLookup | None = None,
     ) -> None:
-        self._find = find  # the store's, run in a worker thread
+        self._find = find  # the store's, run in a worker thread ...
+        self._find_async = find_async  # ... unless the store offers a lookup the loop awaits itself
         self._put = put  # the writer's: the record commits with the job
         self._clock = clock
         self.retention_s = retention_s
@@ -97,8 +100,11 @@ class IdempotencyKeys:
             while self._waiting:
                 waiting, self._waiting = self._waiting, {}
                 try:
-                    loop = asyncio.get_running_loop()
-                    found = await loop.run_in_executor(self._thread, self._find, list(waiting))
+                    if self._find_async is not None:
+                        found = await self._find_async(list(waiting))
+                    else:
+                        loop = asyncio.get_running_loop()
+                        found = await loop.run_in_executor(self._thread, self._find, list(waiting))
                 except Exception as e:
                     for future in waiting.values():
                         if not future.done():
@@ -111,9 +117,11 @@ class IdempotencyKeys:
         finally:
             self._reading = False
 
-    def close(self) -> None:
-        """Let the lookup thread go (once the term has stopped)."""
+    async def close(self) -> None:
+        """Let the lookup thread and connection go (once the term has stopped)."""
         self._thread.shutdown(wait=False)
+        if self._find_async is not None:
+            await self._find_async.close()
 
     def remember(self, principal: Principal, key: str, body_hash: str, job_id: str) -> None:
         record = IdempotencyRecord(scope_of(principal), key, body_hash, "job", job_id, self._clock())

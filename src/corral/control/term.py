@@ -103,6 +103,7 @@ class Term:
             self.writer.put_idempotency,
             clock,
             config.idempotency_retention_s,
+            store.async_key_lookup(),
         )
         self.state.groups.update((g.name, g) for g in groups)
         self.state.drained = drained_from_settings(settings)
@@ -188,7 +189,8 @@ class Term:
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
         self.writer.close()
-        self.keys.close()
+        with contextlib.suppress(Exception):
+            await self.keys.close()
         self._tasks.clear()
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

@@ -9,7 +9,7 @@ that the caller can set that record aside and write the rest.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +66,16 @@ def fenced(engine: Engine, epoch: int) -> Iterator[tuple[Connection, int]]:
             # Take the write lock before the check, so that no takeover fits between check and write.
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         yield conn, lease.fenced(conn, epoch)
+
+
+def committer_for(engine: Engine) -> Callable[[PreparedBatch], None]:
+    """How batches are committed to ``engine``: PostgreSQL's pipelined commit (two round trips), or the
+    same transaction statement by statement (SQLite, where a statement costs no round trip)."""
+    if engine.dialect.name == "postgresql":
+        from corral.store.pgbatch import PipelinedCommitter  # psycopg only where PostgreSQL is used
+
+        return PipelinedCommitter(engine)
+    return Committer(engine)
 
 
 class Committer:

@@ -7,7 +7,7 @@ lease inside its own transaction: there is no unfenced write. The leader's term 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -18,6 +18,14 @@ from corral.domain.job import Job
 from corral.domain.states import JobState, JobType, TaskState
 from corral.domain.task import Task
 from corral.store.lease import Lease
+
+
+class AsyncKeyLookup(Protocol):
+    """Looks up idempotency records of (principal, key) pairs from the event loop; ``close`` when done."""
+
+    def __call__(self, pairs: Sequence[tuple[str, str]]) -> Awaitable[list[IdempotencyRecord]]: ...
+
+    async def close(self) -> None: ...
 
 
 class StoreError(Exception):
@@ -116,6 +124,10 @@ class Store(Protocol):
 
     def find_idempotency(self, pairs: Sequence[tuple[str, str]]) -> list[IdempotencyRecord]:
         """The records of several (principal, key) pairs in one query (those that exist)."""
+
+    def async_key_lookup(self) -> AsyncKeyLookup | None:
+        """A lookup of (principal, key) pairs that a leader's event loop awaits itself (PostgreSQL), or
+        None where ``find_idempotency`` in a worker thread is the way (SQLite)."""
 
     def load_idempotency(self, since: float) -> list[IdempotencyRecord]:
         """Every idempotency record created at or after ``since``, oldest first."""

@@ -35,6 +35,7 @@ from corral.store.batch import PreparedBatch
 from corral.store.engine import IDLE_IN_TRANSACTION_S, EngineSettings, create_store_engine
 from corral.store.opening import open_schema
 from corral.store.protocol import (
+    AsyncKeyLookup,
     IntegrityRecord,
     JobQuery,
     LoadedState,
@@ -56,7 +57,7 @@ class SqlStore:
         self._sqlite = engine.dialect.name == "sqlite"
         self._insert = sqlite.insert if self._sqlite else postgresql.insert
         # Where batches are committed: here, or in a writer process (``use_writer_process``).
-        self._commit: Callable[[PreparedBatch], None] = batch_rows.Committer(engine)
+        self._commit: Callable[[PreparedBatch], None] = batch_rows.committer_for(engine)
         self._writer_process: WriterProcess | None = None
 
     # -- schema ---------------------------------------------------------------------------------
@@ -274,6 +275,13 @@ class SqlStore:
         i = schema.idempotency
         found = self._fetch(_idempotency_columns().where(tuple_(i.c.principal, i.c.key).in_(list(pairs))))
         return [rows.idempotency_record(row) for row in found]
+
+    def async_key_lookup(self) -> AsyncKeyLookup | None:
+        if self._sqlite:
+            return None
+        from corral.store.pgkeys import PgKeyLookup  # psycopg only where PostgreSQL is used
+
+        return PgKeyLookup(self.engine.url.render_as_string(hide_password=False))
 
     def load_idempotency(self, since: float) -> list[IdempotencyRecord]:
         i = schema.idempotency

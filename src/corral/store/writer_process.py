@@ -23,9 +23,10 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 
-from corral.store.batch import Committer, PreparedBatch
+from corral.store.batch import PreparedBatch, committer_for
 from corral.store.engine import EngineSettings, create_store_engine
 from corral.store.lease import FencedError
 from corral.store.protocol import StoreError, UnwritableRecord
@@ -122,7 +123,7 @@ def serve(receive: Connection, send: Connection) -> None:
     except EOFError:
         return
     engine = create_store_engine(url, settings)
-    commit = Committer(engine)
+    commit = committer_for(engine)
     try:
         while True:
             try:
@@ -134,7 +135,7 @@ def serve(receive: Connection, send: Connection) -> None:
         engine.dispose()
 
 
-def _outcome(commit: Committer, batch: PreparedBatch) -> tuple[str, str]:
+def _outcome(commit: Callable[[PreparedBatch], None], batch: PreparedBatch) -> tuple[str, str]:
     try:
         commit(batch)
     except FencedError as e:
