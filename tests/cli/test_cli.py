@@ -114,6 +114,9 @@ def test_errors_are_one_line_with_the_code_and_a_non_zero_exit(master: MasterPro
     )
     nowhere = corral(f"http://127.0.0.1:{free_port()}", "job", "ls")
     assert nowhere.returncode == 2 and "cannot reach the master" in nowhere.stderr
+    unreadable = corral(master, "job", "submit", "-f", str(tmp_path / "missing.yaml"))
+    assert unreadable.returncode == 2 and "Traceback" not in unreadable.stderr
+    assert "cannot read" in unreadable.stderr and "No such file or directory" in unreadable.stderr
 
 
 def test_status_reports_the_master(master: MasterProcess) -> None:

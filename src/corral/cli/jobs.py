@@ -26,7 +26,12 @@ app = typer.Typer(help="Submit and manage jobs.", no_args_is_help=True)
 def _load(path: str) -> list[Any]:
     import yaml  # here, not at the top: only a submission reads YAML
 
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as e:
+        raise typer.BadParameter(f"cannot read {path}: {e.strerror or e}", param_hint="--file") from e
+    except UnicodeDecodeError as e:
+        raise typer.BadParameter(f"{path} is not UTF-8 text: {e}", param_hint="--file") from e
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as e:
