@@ -189,7 +189,11 @@ def fenced(conn: Connection, epoch: int) -> int:
     generation = conn.execute(_FENCE, {"fence_epoch": epoch}).scalar_one_or_none()
     if generation is not None:
         return int(generation)
-    current = conn.execute(select(t.c.epoch).where(t.c.id == 1)).scalar_one_or_none()
+    raise refusal(epoch, conn.execute(select(t.c.epoch).where(t.c.id == 1)).scalar_one_or_none())
+
+
+def refusal(epoch: int, current: int | None) -> FencedError:
+    """Why a write of ``epoch`` was fenced, ``current`` being the lease row's epoch (None: no row)."""
     if current is None:
-        raise FencedError("the store has no lease row: nobody may write to it")
-    raise FencedError(f"this master's epoch {epoch} is over: epoch {current} leads now")
+        return FencedError("the store has no lease row: nobody may write to it")
+    return FencedError(f"this master's epoch {epoch} is over: epoch {current} leads now")

@@ -125,9 +125,7 @@ class PipelinedCommitter:
 def _fenced_error(conn: psycopg.Connection[Any], epoch: int) -> lease.FencedError:
     row = conn.execute(CURRENT_EPOCH).fetchone()
     conn.rollback()
-    if row is None:
-        return lease.FencedError("the store has no lease row: nobody may write to it")
-    return lease.FencedError(f"this master's epoch {epoch} is over: epoch {row[0]} leads now")
+    return lease.refusal(epoch, None if row is None else int(row[0]))
 
 
 def _rollback_quietly(raw: Any) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from sqlalchemy import make_url
+from sqlalchemy import URL
 
 from corral.domain.idempotency import IdempotencyRecord
 from corral.store import rows, schema
@@ -30,15 +30,15 @@ FIND = (
 )
 
 
-def conninfo(url: str) -> str:
+def conninfo(url: URL) -> str:
     """The libpq URI of a SQLAlchemy PostgreSQL URL (``postgresql+psycopg://...``), password included."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class PgKeyLookup:
     """``await lookup(pairs)``: the idempotency records of (principal, key) pairs, from the loop."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: URL) -> None:
         self._conninfo = conninfo(url)
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._lock = asyncio.Lock()  # one query at a time on the connection (the caller groups them)

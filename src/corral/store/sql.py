@@ -281,7 +281,7 @@ class SqlStore:
             return None
         from corral.store.pgkeys import PgKeyLookup  # psycopg only where PostgreSQL is used
 
-        return PgKeyLookup(self.engine.url.render_as_string(hide_password=False))
+        return PgKeyLookup(self.engine.url)
 
     def load_idempotency(self, since: float) -> list[IdempotencyRecord]:
         i = schema.idempotency

@@ -5,7 +5,7 @@ A commit is a dozen round trips to the database. In a thread of the leader each 
 waits for the interpreter lock while the event loop serves requests: measured beside one busy thread, a
 batch that commits in 5 ms took 130 ms. The leader prepares a batch's rows (``batch.prepare``, where a
 record that cannot be encoded is found), sends them here over a pipe and waits for one answer; the
-child runs the same fenced transaction as a thread would (``batch.Committer``), so fencing is unchanged:
+child runs the same fenced transaction as a thread would (``batch.committer_for``), so fencing is unchanged:
 the transaction carries the leader's epoch and the database refuses it once another epoch leads.
 
 The child holds no state of its own: it reads the store URL and settings first (not from its command
@@ -39,7 +39,7 @@ CHILD = "import sys; from corral.store.writer_process import main; sys.exit(main
 
 
 class WriterProcess:
-    """Commits prepared batches in a child process (callable like ``batch.Committer``); thread-safe, one
+    """Commits prepared batches in a child process (callable like ``batch.committer_for``'s); thread-safe, one
     batch at a time."""
 
     def __init__(self, url: str, settings: EngineSettings) -> None:
