@@ -477,12 +477,13 @@ class AgentHub:
                 task_id=task.id,
                 job_id=task.job_id,
                 index=task.index,
-                container=job.descriptor.container,
+                container=job.container_of(task.version),
                 ports=task.ports,
                 interface=task.interface,
                 address=task.address,
                 runtime_limit_s=batch.runtime_limit_s if batch else None,
                 attempt=task.attempt,
+                version=task.version,
             )
             by_host.setdefault(task.host_id, []).append(spec)
         for host_id, specs in by_host.items():

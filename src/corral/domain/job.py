@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from corral.domain.disruption import DisruptionBudget
+from corral.domain.health import HealthChecks
 from corral.domain.resources import Resources
+from corral.domain.rollout import Rollout, UpdateStrategy, VersionOutcome
 from corral.domain.states import FinishedReason, JobState, JobType
 
 
@@ -69,6 +72,7 @@ class Container:
     soft_constraints: dict[str, str] = field(default_factory=dict)
     kill_grace_period_s: int = 10
     read_only_root: bool = False  # a read-only root filesystem, with a small writable tmpfs at /tmp
+    health: HealthChecks | None = None  # liveness and readiness probes
 
 
 class RetryKind(StrEnum):
@@ -123,6 +127,8 @@ class JobDescriptor:
     labels: dict[str, str] = field(default_factory=dict)
     batch: BatchSpec | None = None
     service: ServiceSpec | None = None
+    update_strategy: UpdateStrategy | None = None  # how an update replaces a service's tasks
+    disruption_budget: DisruptionBudget | None = None  # what voluntary disruptions (drains) may take
 
     @property
     def type(self) -> JobType:
@@ -147,6 +153,18 @@ class JobEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class JobVersion:
+    """One numbered version of a job's container, kept with the job (``corral job history``)."""
+
+    number: int
+    container: Container
+    at: float
+    by: str = ""
+    note: str = ""  # "submitted", "update", "rollback to 2", "auto-revert of 3: ..."
+    outcome: VersionOutcome = VersionOutcome.CURRENT
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     id: str
     descriptor: JobDescriptor
@@ -159,10 +177,21 @@ class Job:
     history: tuple[JobEvent, ...] = ()
     team: str = ""  # the submitting principal's team: who may change the job
     submitted_by: str = ""  # the name of the token that submitted it
+    version: int = 1  # the version of the container its tasks should run (the descriptor's container)
+    versions: tuple[JobVersion, ...] = ()  # earlier versions kept, the current one included once updated
+    rollout: Rollout | None = None  # the last update, in progress or ended
 
     @property
     def type(self) -> JobType:
         return self.descriptor.type
+
+    def container_of(self, version: int) -> Container:
+        """The container a task of ``version`` runs (the current one for a version no longer kept)."""
+        if version != self.version:
+            for kept in self.versions:
+                if kept.number == version:
+                    return kept.container
+        return self.descriptor.container
 
     @property
     def is_active(self) -> bool:

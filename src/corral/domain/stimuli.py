@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from corral.domain.health import ProbeResult
 from corral.domain.states import FinishedReason, TaskState
 
 
@@ -61,4 +62,12 @@ class Ended:
     detail: str = ""
 
 
-TaskStimulus = Placed | Reported | KillRequested | HostLost | Reconnected | Ended
+@dataclass(frozen=True, slots=True)
+class ProbesReported:
+    """An agent says what the task's health checks found (not a state change: the task stays where it is)."""
+
+    probes: ProbeResult
+    at: float
+
+
+TaskStimulus = Placed | Reported | KillRequested | HostLost | Reconnected | Ended | ProbesReported

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from corral.domain.health import HealthStatus, ProbeResult
 from corral.domain.states import ON_HOST_STATES, TASK_STATE_RANK, FinishedReason, TaskState
 
 
@@ -46,6 +47,17 @@ class Task:
     # The job's user failures in a row when this task was created: the crash-loop backoff is derived
     # from it and the failures since (corral.jobs.crash_loop), so it survives a master restart.
     job_failure_streak: int = 0
+    version: int = 1  # the job version whose container it runs
+    probes: ProbeResult | None = None  # what its health checks last found (None: nothing reported)
+    ready_since: float | None = None  # when its readiness probe last passed (None: not ready)
+    relocating_to: str | None = None  # the replacement started elsewhere before this task is stopped
+
+    @property
+    def health(self) -> HealthStatus:
+        """healthy | unhealthy | unknown, from its probes; a running task without probes is healthy."""
+        if self.probes is not None:
+            return self.probes.status()
+        return HealthStatus.HEALTHY if self.effective_state is TaskState.STARTED else HealthStatus.UNKNOWN
 
     @property
     def is_finished(self) -> bool:

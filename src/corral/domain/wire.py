@@ -13,6 +13,7 @@ from typing import Any
 
 from corral.domain.codec import from_builtins, to_builtins
 from corral.domain.errors import ValidationError
+from corral.domain.health import ProbeResult
 from corral.domain.host import HostAttributes
 from corral.domain.job import Container
 from corral.domain.resources import Resources
@@ -38,6 +39,7 @@ class TaskReport:
     reason: FinishedReason | None = None
     detail: str = ""
     exit_code: int | None = None
+    probes: ProbeResult | None = None  # what the task's health checks found (a running task with probes)
 
 
 # -- agent -> master -------------------------------------------------------------------------------
@@ -110,6 +112,7 @@ class LaunchSpec:
     address: int | None = None
     runtime_limit_s: int | None = None
     attempt: int = 0
+    version: int = 1  # the job version the container is (the agent runs ``container.health`` probes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 from corral.domain import wire
 from corral.domain.states import FinishedReason, TaskState
-from corral.domain.stimuli import Ended, HostLost, Reconnected, Reported
+from corral.domain.stimuli import Ended, HostLost, ProbesReported, Reconnected, Reported
 from corral.domain.task import Task
 from corral.fleet import budget, identity
 from corral.fleet.book import FleetBook, ImpostorAlert, Stranger
@@ -128,6 +128,8 @@ def _apply_report(
     if task.state is TaskState.DISCONNECTED:
         draft.stimulate(task.id, Reconnected(now))  # a report is proof the host is back
     draft.stimulate(task.id, Reported(report.state, now, report.reason, report.detail, report.exit_code))
+    if report.probes is not None and report.probes != task.probes and report.state is not TaskState.FINISHED:
+        draft.stimulate(task.id, ProbesReported(report.probes, now))
     if report.state is TaskState.FINISHED:
         draft.forget(host, task.id)
     elif task.kill_reason is not None:

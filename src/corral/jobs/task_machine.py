@@ -11,7 +11,17 @@ from dataclasses import replace
 from typing import Any
 
 from corral.domain.states import TASK_STATE_RANK, FinishedReason, TaskState
-from corral.domain.stimuli import Ended, HostLost, KillRequested, Placed, Reconnected, Reported, TaskStimulus
+from corral.domain.health import HealthStatus
+from corral.domain.stimuli import (
+    Ended,
+    HostLost,
+    KillRequested,
+    Placed,
+    ProbesReported,
+    Reconnected,
+    Reported,
+    TaskStimulus,
+)
 from corral.domain.task import Task, TaskEvent
 
 # The stimuli live in domain/stimuli.py, so that fleet speaks them without importing jobs; they are
@@ -24,6 +34,7 @@ __all__ = [
     "HostLost",
     "KillRequested",
     "Placed",
+    "ProbesReported",
     "Reconnected",
     "Reported",
     "TaskStimulus",
@@ -77,6 +88,22 @@ def transition(task: Task, event: TaskStimulus) -> Task | None:
             return _enter(task, back, event.at, detail="host reconnected", disconnected_from=None)
         case Ended():
             return _finish(task, event.reason, event.at, event.detail, None)
+        case ProbesReported():
+            return _probes(task, event)
+
+
+def _probes(task: Task, event: ProbesReported) -> Task | None:
+    """Record what the task's probes found; a line of history only when its health changes."""
+    if not task.on_host or event.probes == task.probes:
+        return None
+    ready = event.probes.ready is HealthStatus.HEALTHY
+    ready_since = (task.ready_since or event.at) if ready else None
+    before, after = task.health, event.probes.status()
+    changes: dict[str, Any] = {"probes": event.probes, "ready_since": ready_since, "updated_at": event.at}
+    if before is after and (task.ready_since is None) == (ready_since is None):
+        return replace(task, **changes)
+    detail = f"{after.value}: {event.probes.detail}" if event.probes.detail else after.value
+    return _record(task, task.state, event.at, None, detail, **changes)
 
 
 def _reported(task: Task, event: Reported) -> Task | None:
