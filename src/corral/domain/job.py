@@ -180,6 +180,8 @@ class Job:
     version: int = 1  # the version of the container its tasks should run (the descriptor's container)
     versions: tuple[JobVersion, ...] = ()  # earlier versions kept, the current one included once updated
     rollout: Rollout | None = None  # the last update, in progress or ended
+    # When its recent voluntary disruptions (relocations) started: the disruption budget's rate counts them.
+    disruptions: tuple[float, ...] = ()
 
     @property
     def type(self) -> JobType:

@@ -53,6 +53,8 @@ class FinishedReason(StrEnum):
     FAILED = "failed"
     KILLED = "killed"
     EVICTED = "evicted"
+    RELOCATED = "relocated"  # moved off a draining host (its replacement was ready first, for a service)
+    UNHEALTHY = "unhealthy"  # its liveness probe failed past its threshold: replaced
     SCALED_DOWN = "scaled_down"
     LOST = "lost"
     INVALID_REQUEST = "invalid_request"

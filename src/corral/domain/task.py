@@ -51,6 +51,7 @@ class Task:
     probes: ProbeResult | None = None  # what its health checks last found (None: nothing reported)
     ready_since: float | None = None  # when its readiness probe last passed (None: not ready)
     relocating_to: str | None = None  # the replacement started elsewhere before this task is stopped
+    relocations: int = 0  # how many times its line was moved off draining hosts (relocation_limit)
 
     @property
     def health(self) -> HealthStatus:

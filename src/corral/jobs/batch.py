@@ -13,7 +13,7 @@ from corral.jobs.retry import retry_delay_s, system_retry_delay_s
 
 # A task that ended for one of these reasons is retried at once, without spending the user's retries:
 # the user (or an operator) asked for this attempt to stop, not for the index to give up.
-RESTARTED = frozenset({FinishedReason.KILLED, FinishedReason.EVICTED})
+RESTARTED = frozenset({FinishedReason.KILLED, FinishedReason.EVICTED, FinishedReason.RELOCATED})
 # These never get better by retrying.
 NOT_RETRIED = frozenset({FinishedReason.INVALID_REQUEST})
 

@@ -17,7 +17,9 @@ from corral.jobs.actions import Action, CreateTask, FinishTask, KillTask
 from corral.jobs.config import JobManagerConfig
 from corral.jobs.retry import retry_delay_s, system_retry_delay_s
 
-HEALTHY_ENDINGS = frozenset({FinishedReason.NORMAL, FinishedReason.KILLED, FinishedReason.SCALED_DOWN})
+HEALTHY_ENDINGS = frozenset(
+    {FinishedReason.NORMAL, FinishedReason.KILLED, FinishedReason.SCALED_DOWN, FinishedReason.RELOCATED}
+)
 
 # Which tasks go first when scaling down: not yet running before running, newest before oldest.
 _SCALE_DOWN_ORDER = {
