@@ -68,6 +68,82 @@ class SecurityModel(Strict):
 Constraints = dict[str, str | bool]
 
 
+class HttpProbeModel(Strict):
+    port_index: int = Field(0, description="which of the task's ports (container.resources.ports)")
+    path: str = "/"
+    expect_status: int = 200
+
+
+class TcpProbeModel(Strict):
+    port_index: int = 0
+
+
+class ExecProbeModel(Strict):
+    command: list[str]
+
+
+class ProbeModel(Strict):
+    """Exactly one of http, tcp, exec."""
+
+    http: HttpProbeModel | None = None
+    tcp: TcpProbeModel | None = None
+    exec: ExecProbeModel | None = None
+    interval_s: float = 10.0
+    timeout_s: float = 2.0
+    failures: int = Field(3, description="failures in a row that make the probe unhealthy")
+    initial_delay_s: float = 0.0
+
+
+class HealthModel(Strict):
+    liveness: ProbeModel | None = Field(None, description="failing past its threshold: the task is replaced")
+    readiness: ProbeModel | None = Field(
+        None, description="passing: the task counts as ready (rollouts, disruption budgets and drains)"
+    )
+
+
+class RollingModel(Strict):
+    max_unavailable: int | str = Field(1, description="a count, or a percentage of desired such as '25%'")
+    max_surge: int | str = Field(1, description="a count, or a percentage of desired such as '25%'")
+    min_healthy_s: float = 10.0
+    progress_deadline_s: float = 600.0
+    canaries: int = 0
+    auto_promote: bool = False
+    auto_revert: bool = True
+
+
+class UpdateStrategyModel(Strict):
+    rolling: RollingModel = Field(default_factory=RollingModel)
+
+
+class SelfManagedModel(Strict):
+    relocation_timeout_s: float = 600.0
+
+
+class RatePerIntervalModel(Strict):
+    tasks: int = 1
+    interval_s: float = 60.0
+
+
+class TimeWindowModel(Strict):
+    days: list[str] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
+    start_hour: int = 0
+    end_hour: int = 24
+    time_zone: str = "UTC"
+
+
+class DisruptionBudgetModel(Strict):
+    """One policy (availability_percentage, unhealthy_tasks, relocation_limit or self_managed), at most one
+    rate, any number of time windows."""
+
+    availability_percentage: float | None = None
+    unhealthy_tasks: int | None = None
+    relocation_limit: int | None = None
+    self_managed: SelfManagedModel | None = None
+    rate_per_interval: RatePerIntervalModel | None = None
+    rate_percent_per_hour: float | None = None
+    windows: list[TimeWindowModel] = Field(default_factory=list)
+
+
 class ContainerModel(Strict):
     image: ImageModel
     entrypoint: list[str] = Field(default_factory=list)
@@ -81,6 +157,7 @@ class ContainerModel(Strict):
     read_only_root: bool = Field(
         False, description="a read-only root filesystem; /tmp stays writable (a small tmpfs)"
     )
+    health: HealthModel | None = Field(None, description="liveness and readiness probes")
 
     @field_validator("hard_constraints", "soft_constraints")
     @classmethod
@@ -143,6 +220,8 @@ class JobSpec(Body):
     container: ContainerModel
     batch: BatchModel | None = None
     service: ServiceModel | None = None
+    update_strategy: UpdateStrategyModel | None = None
+    disruption_budget: DisruptionBudgetModel | None = None
 
     def to_domain(self) -> JobDescriptor:
         data: dict[str, Any] = self.model_dump()

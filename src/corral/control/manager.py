@@ -19,8 +19,8 @@ from corral.domain.job import Capacity, Job, JobDescriptor, JobEvent
 from corral.domain.states import JobState, TaskState
 from corral.domain.task import Task, TaskEvent
 from corral.domain.validation import validate_descriptor
-from corral.jobs import commands
-from corral.jobs.actions import Action, CreateTask, FinishJob, FinishTask, KillTask
+from corral.jobs import commands, versions
+from corral.jobs.actions import Action, ChangeJob, CreateTask, FinishJob, FinishTask, KillTask
 from corral.jobs.config import JobManagerConfig
 from corral.jobs.reconcile import reconcile
 from corral.jobs.task_machine import Ended, KillRequested
@@ -92,6 +92,24 @@ class JobManager:
 
     def set_enabled(self, job_id: str, enabled: bool, by: str = "") -> Job:
         job = commands.set_enabled(self._job(job_id), enabled, self.clock(), by)
+        self.ledger.set_job(job)
+        return job
+
+    def update(self, job_id: str, descriptor: JobDescriptor, by: str = "") -> tuple[Job, bool]:
+        """A new spec for a service: a new version and its rollout when the container changed."""
+        validate_descriptor(descriptor)
+        job, started = versions.update(self._job(job_id), descriptor, self.clock(), by)
+        if job is not self.state.jobs[job_id]:
+            self.ledger.set_job(job)
+        return job, started
+
+    def promote(self, job_id: str, by: str = "") -> Job:
+        job = versions.promote(self._job(job_id), self.clock(), by)
+        self.ledger.set_job(job)
+        return job
+
+    def rollback(self, job_id: str, to: int | None, by: str = "") -> Job:
+        job = versions.rollback(self._job(job_id), to, self.clock(), by)
         self.ledger.set_job(job)
         return job
 
@@ -168,6 +186,12 @@ class JobManager:
                     self.hub.send_kills(
                         [replace(task, state=TaskState.KILL_INITIATED, kill_reason=action.reason)]
                     )
+            case ChangeJob():
+                current = self.state.jobs.get(action.job.id)
+                if current is not None and current.is_active:
+                    self.ledger.set_job(action.job)
+                    if action.message:
+                        log.info("job %s: %s", action.job.id, action.message)
             case FinishJob():
                 job = self.state.jobs.get(action.job_id)
                 if job is not None and job.is_active:
@@ -176,6 +200,8 @@ class JobManager:
 
     def _create(self, action: CreateTask, now: float) -> None:
         detail = f"replaces {action.replaces}" if action.replaces else ""
+        job = self.state.jobs.get(action.job_id)
+        version = action.version if action.version is not None else (job.version if job else 1)
         task = Task(
             id=self.ids(),
             job_id=action.job_id,
@@ -188,6 +214,7 @@ class JobManager:
             resubmit_of=action.replaces,
             history=(TaskEvent(now, TaskState.ACCEPTED, None, detail),),
             job_failure_streak=action.job_failure_streak,
+            version=version,
         )
         self.ledger.set_task(task)
         if action.ready_at > now:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from corral.control.classes import class_key
 from corral.control.ledger import Ledger
 from corral.control.setaside import SetAside
 from corral.jobs.config import JobManagerConfig
@@ -82,7 +83,8 @@ class SchedulerShell:
         tasks: list[PendingTask] = []
         waits: list[float] = []
         for task in state.pending_tasks():
-            if task.job_id not in jobs:
+            key = task.job_id
+            if key not in jobs:
                 job = state.jobs.get(task.job_id)
                 if job is None or job.id in state.set_aside:
                     continue
@@ -91,18 +93,20 @@ class SchedulerShell:
                 except Exception as e:
                     self.set_aside(job.id, "schedule", e, now)
                     continue
+            if task.version != state.jobs[task.job_id].version:
+                key = class_key(task.job_id, task.version)
+                if key not in jobs:
+                    jobs[key] = state.classes.of(state.jobs[task.job_id], task.version)
             order = (task.created_at, task.index or 0)
             if task.ready_at > now:
                 waits.append(task.ready_at)
                 backoff = crash_loop_delay_s(self.config, task.job_failure_streak)
                 if backoff > 0:
                     tasks.append(
-                        PendingTask(
-                            task.id, task.job_id, task.ready_at, order, backoff, task.job_failure_streak
-                        )
+                        PendingTask(task.id, key, task.ready_at, order, backoff, task.job_failure_streak)
                     )
                     continue
-            tasks.append(PendingTask(task.id, task.job_id, task.ready_at, order))
+            tasks.append(PendingTask(task.id, key, task.ready_at, order))
         return jobs, tasks, waits
 
     def _plan(
@@ -113,8 +117,8 @@ class SchedulerShell:
         except Exception as e:
             log.error("a scheduling iteration raised (%s): looking for the jobs that make it raise", e)
         culprits = self._culprits(now, sorted(jobs), tasks)
-        for job_id, error in culprits.items():
-            self.set_aside(job_id, "schedule", error, now)
+        for key, error in culprits.items():
+            self.set_aside(key.partition("@v")[0], "schedule", error, now)
         rest = [t for t in tasks if t.job_id not in culprits]
         jobs = {k: v for k, v in jobs.items() if k not in culprits}
         rng = np.random.default_rng([self.seed, self.stats.iterations, len(culprits)])
@@ -122,14 +126,13 @@ class SchedulerShell:
 
     def _culprits(self, now: float, job_ids: list[str], tasks: list[PendingTask]) -> dict[str, BaseException]:
         """Halve the jobs until each one that makes an iteration raise on its own is found."""
-        state = self.ledger.state
         found: dict[str, BaseException] = {}
 
         def search(ids: list[str]) -> None:
             chosen = set(ids)
             part = [t for t in tasks if t.job_id in chosen]
             try:
-                jobs = {j: state.classes.of(state.jobs[j]) for j in ids}
+                jobs = {j: self._class(j) for j in ids}
                 self.schedule_fn(self._snapshot(now, jobs, part), self.profile, np.random.default_rng(0))
                 return
             except Exception as e:
@@ -143,6 +146,13 @@ class SchedulerShell:
         if job_ids:
             search(job_ids)
         return found
+
+    def _class(self, key: str) -> JobClass:
+        """The class a pending task names: its job's, or its job's at another version (``<job>@v<n>``)."""
+        state = self.ledger.state
+        job_id, _, version = key.partition("@v")
+        job = state.jobs[job_id]
+        return state.classes.of(job, int(version) if version else None)
 
     def _snapshot(self, now: float, jobs: dict[str, JobClass], tasks: list[PendingTask]) -> Snapshot:
         state = self.ledger.state

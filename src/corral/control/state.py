@@ -119,7 +119,7 @@ class ClusterState:
         job = self.jobs.get(task.job_id)
         if job is None:
             return None
-        return self.classes.of(job).footprint(task.ports, task.interface, task.address)
+        return self.classes.of(job, task.version).footprint(task.ports, task.interface, task.address)
 
     def _hold(self, task: Task, host_id: str, footprint: Placement | None = None) -> None:
         self._by_host.setdefault(host_id, {})[task.id] = None

@@ -59,7 +59,9 @@ class Probe:
 
     def describe(self) -> str:
         if self.http is not None:
-            return f"http GET {self.http.path} on port {self.http.port_index} expects {self.http.expect_status}"
+            return (
+                f"http GET {self.http.path} on port {self.http.port_index} expects {self.http.expect_status}"
+            )
         if self.tcp is not None:
             return f"tcp connect to port {self.tcp.port_index}"
         return "exec " + " ".join(self.exec.command if self.exec else ())

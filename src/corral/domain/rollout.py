@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 
-
 @dataclass(frozen=True, slots=True)
 class RollingUpdate:
     """Nomad's ``update`` block, Kubernetes' RollingUpdate: counts or percentages (``"25%"``) of desired."""

@@ -23,6 +23,7 @@ from corral.domain.job import (
     RetryPolicy,
     ServiceSpec,
 )
+from corral.domain.policies import validate_disruption_budget, validate_health, validate_update_strategy
 
 # Anchored with \Z, not $: '$' also matches before a trailing newline, so "busybox\n" would pass.
 EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\Z")
@@ -229,6 +230,14 @@ def validate_descriptor(d: JobDescriptor) -> None:
         validate_batch(d.batch)
     if d.service is not None:
         validate_service(d.service)
+    if d.update_strategy is not None:
+        if d.service is None:
+            raise fail(
+                "update_strategy_for_batch", "an update strategy is for service jobs", "update_strategy"
+            )
+        validate_update_strategy(d.update_strategy)
+    if d.disruption_budget is not None:
+        validate_disruption_budget(d.disruption_budget)
 
 
 def validate_labels(labels: dict[str, str]) -> None:
@@ -284,6 +293,8 @@ def validate_container(c: Container) -> None:
             f"{name} is both a hard and a soft constraint",
             f"container.soft_constraints.{name}",
         )
+    if c.health is not None:
+        validate_health(c.health, c.resources.ports)
     if not 0 <= c.kill_grace_period_s <= MAX_KILL_GRACE_S:
         raise fail(
             "invalid_kill_grace_period",

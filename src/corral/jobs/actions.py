@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from corral.domain.job import Job
 from corral.domain.states import FinishedReason
 
 
@@ -16,6 +17,7 @@ class CreateTask:
     system_attempt: int = 0
     replaces: str | None = None
     job_failure_streak: int = 0  # the job's user failures in a row (the crash-loop backoff)
+    version: int | None = None  # the job version it runs (None: the job's current version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,15 @@ class FinishJob:
     detail: str = ""
 
 
-Action = CreateTask | KillTask | FinishTask | FinishJob
+@dataclass(frozen=True, slots=True)
+class ChangeJob:
+    """The job record moves on by itself (a rollout advances, succeeds, fails or reverts): keep ``job``."""
+
+    job: Job
+    message: str = ""
+
+
+Action = CreateTask | KillTask | FinishTask | FinishJob | ChangeJob
 
 
 @dataclass(frozen=True, slots=True)

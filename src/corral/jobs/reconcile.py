@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from corral.domain.health import HealthStatus
 from corral.domain.job import Job
 from corral.domain.states import TASK_STATE_RANK, FinishedReason, JobState, TaskState
 from corral.domain.task import Task
@@ -47,18 +48,36 @@ def reconcile(job: Job, tasks: Sequence[Task], now: float, config: JobManagerCon
             current.append(task)
             wake_at = due.at if wake_at is None else min(wake_at, due.at)
 
+    if job.state is not JobState.KILL_INITIATED:
+        kills = {t.id: k for t in current if (k := liveness_kill(t)) is not None}
+        if kills:
+            actions.extend(kills.values())
+            current = [_apply(t, kills.get(t.id), now) for t in current]
     if job.state is JobState.KILL_INITIATED:
         actions.extend(_kill_all(job, current))
     elif job.descriptor.batch is not None:
         actions.extend(reconcile_batch(job, job.descriptor.batch, current, now, config))
     else:
-        actions.extend(reconcile_service(job, current, now, config))
+        service_actions, service_wake = reconcile_service(job, current, now, config)
+        actions.extend(service_actions)
+        if service_wake is not None:
+            wake_at = service_wake if wake_at is None else min(wake_at, service_wake)
     if any(isinstance(a, CreateTask) for a in actions):
         actions = _new_tasks(job, current, actions, now, config)
     return Reconciliation(tuple(actions), wake_at)
 
 
 _STARTED = TASK_STATE_RANK[TaskState.STARTED]
+
+
+def liveness_kill(task: Task) -> KillTask | None:
+    """A running task whose liveness probe failed past its threshold is killed, and so replaced."""
+    probes = task.probes
+    if task.state is not TaskState.STARTED or task.kill_reason is not None or probes is None:
+        return None
+    if probes.live is not HealthStatus.UNHEALTHY:
+        return None
+    return KillTask(task.id, FinishedReason.UNHEALTHY, f"liveness probe failed: {probes.detail}")
 
 
 def _new_tasks(
@@ -83,7 +102,9 @@ def _new_tasks(
     return out
 
 
-def _apply(task: Task, action: KillTask | FinishTask, now: float) -> Task:
+def _apply(task: Task, action: KillTask | FinishTask | None, now: float) -> Task:
+    if action is None:
+        return task
     if isinstance(action, FinishTask):
         event: Ended | KillRequested = Ended(action.reason, now, action.detail)
     else:

@@ -9,13 +9,16 @@ untouched; a task that stayed up ``service_stable_after_s`` starts its line afre
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from corral.domain.job import Job, ServiceSpec
+from corral.domain.readiness import is_ready
 from corral.domain.states import FinishedReason, TaskState
 from corral.domain.task import Task
 from corral.jobs.actions import Action, CreateTask, FinishTask, KillTask
 from corral.jobs.config import JobManagerConfig
 from corral.jobs.retry import retry_delay_s, system_retry_delay_s
+from corral.jobs.update import reconcile_rollout
 
 HEALTHY_ENDINGS = frozenset(
     {FinishedReason.NORMAL, FinishedReason.KILLED, FinishedReason.SCALED_DOWN, FinishedReason.RELOCATED}
@@ -31,22 +34,50 @@ _SCALE_DOWN_ORDER = {
 }
 
 
-def reconcile_service(job: Job, tasks: Sequence[Task], now: float, config: JobManagerConfig) -> list[Action]:
+def reconcile_service(
+    job: Job, tasks: Sequence[Task], now: float, config: JobManagerConfig
+) -> tuple[list[Action], float | None]:
+    """The actions that keep the service at desired (through its rollout, if one is under way), and when
+    to look again if nothing else happens first."""
     spec = job.descriptor.service
     if spec is None:
         raise ValueError(f"job {job.id} is not a service job")
     desired = spec.capacity.desired if spec.enabled else 0
-    # Tasks already being killed no longer count towards the desired size.
-    active = [t for t in tasks if t.is_live and t.kill_reason is None]
+    active = active_tasks(tasks)
+    if job.rollout is not None and job.rollout.phase.active:
+
+        def create(count: int, version: int) -> list[CreateTask]:
+            same = [t for t in tasks if t.version == version]
+            made = _fill(job, spec, same, count, now, config)
+            return [replace(c, version=version) for c in made if isinstance(c, CreateTask)]
+
+        return reconcile_rollout(job, spec, tasks, active, desired, now, create)
     if len(active) > desired:
-        return _scale_down(active, len(active) - desired, spec, desired)
+        return _scale_down(job, active, len(active) - desired, spec, desired), None
     if len(active) < desired:
-        return _fill(job, spec, tasks, desired - len(active), now, config)
-    return []
+        return _fill(job, spec, tasks, desired - len(active), now, config), None
+    return [], None
 
 
-def _scale_down(active: list[Task], count: int, spec: ServiceSpec, desired: int) -> list[Action]:
-    victims = sorted(active, key=lambda t: (_SCALE_DOWN_ORDER.get(t.state, 5), -t.created_at, t.id))
+def active_tasks(tasks: Sequence[Task]) -> list[Task]:
+    """The tasks that count towards desired: live, no kill asked for, and not leaving for a replacement
+    that is still live (a task being relocated and its replacement count once)."""
+    live = {t.id for t in tasks if t.is_live}
+    return [
+        t
+        for t in tasks
+        if t.is_live and t.kill_reason is None and (t.relocating_to is None or t.relocating_to not in live)
+    ]
+
+
+def _scale_down(job: Job, active: list[Task], count: int, spec: ServiceSpec, desired: int) -> list[Action]:
+    """Not yet running before running, not ready before ready, newest before oldest."""
+
+    def order(t: Task) -> tuple[int, bool, float, str]:
+        ready = is_ready(t, job.container_of(t.version).health)
+        return (_SCALE_DOWN_ORDER.get(t.state, 5), ready, -t.created_at, t.id)
+
+    victims = sorted(active, key=order)
     detail = "service disabled" if not spec.enabled else f"scaled down to {desired}"
     actions: list[Action] = []
     for task in victims[:count]:

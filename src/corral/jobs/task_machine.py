@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from corral.domain.states import TASK_STATE_RANK, FinishedReason, TaskState
 from corral.domain.health import HealthStatus
+from corral.domain.states import TASK_STATE_RANK, FinishedReason, TaskState
 from corral.domain.stimuli import (
     Ended,
     HostLost,
