@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Response
 
 from corral.api.auth import PrincipalDep, WriterDep
 from corral.api.deps import ServiceDep
-from corral.api.models import CapacityModel, EnabledModel, JobSpec
+from corral.api.models import CapacityModel, EnabledModel, JobSpec, RollbackModel
 from corral.api.responses import errors
 from corral.domain.codec import to_json
 from corral.domain.errors import ValidationError
@@ -107,3 +107,42 @@ async def set_enabled(
     job_id: str, body: EnabledModel, service: ServiceDep, principal: WriterDep
 ) -> dict[str, Any]:
     return await service.set_enabled(principal, job_id, body.enabled)
+
+
+@router.put(
+    "/{job_id}/spec",
+    summary="Update a service: a new container makes a new version, rolled out by the job's update strategy",
+    responses=errors(400, 403, 404, 409, 413),
+)
+async def update_job(job_id: str, spec: JobSpec, service: ServiceDep, principal: WriterDep) -> dict[str, Any]:
+    return await service.update_job(principal, job_id, spec.to_domain())
+
+
+@router.post("/{job_id}/promote", summary="Promote a rollout's canaries", responses=errors(404, 409))
+async def promote(job_id: str, service: ServiceDep, principal: WriterDep) -> dict[str, Any]:
+    return await service.promote(principal, job_id)
+
+
+@router.post(
+    "/{job_id}/rollback",
+    summary="Roll back to an earlier version (default: the last healthy one)",
+    responses=errors(400, 404, 409),
+)
+async def rollback(
+    job_id: str, body: RollbackModel, service: ServiceDep, principal: WriterDep
+) -> dict[str, Any]:
+    return await service.rollback(principal, job_id, body.to)
+
+
+@router.get("/{job_id}/versions", summary="A job's versions, newest first", responses=errors(404))
+async def job_versions(job_id: str, service: ServiceDep, principal: PrincipalDep) -> dict[str, Any]:
+    return {"items": await service.job_versions(principal, job_id)}
+
+
+@router.get(
+    "/{job_id}/rollout",
+    summary="The rollout: per version tasks, placed and ready, and what it waits for",
+    responses=errors(404),
+)
+async def rollout(job_id: str, service: ServiceDep, principal: PrincipalDep) -> dict[str, Any]:
+    return await service.rollout(principal, job_id)

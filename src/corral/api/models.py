@@ -232,6 +232,10 @@ class EnabledModel(Body):
     enabled: bool
 
 
+class RollbackModel(Body):
+    to: int | None = Field(None, description="the version to go back to (default: the last healthy one)")
+
+
 class PruneModel(Body):
     older_than_s: float = Field(ge=0)
 

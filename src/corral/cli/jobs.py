@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from corral.cli import versions
 from corral.cli.context import api_errors, settings
 from corral.cli.output import (
     JOB_COLUMNS,
@@ -176,3 +177,6 @@ def enable(ctx: typer.Context, job_id: str) -> None:
 def disable(ctx: typer.Context, job_id: str) -> None:
     """Disable a service job: its tasks are stopped until it is enabled."""
     _simple(ctx, "PUT", f"/api/v1/jobs/{job_id}/enabled", {"enabled": False}, "disabled")
+
+
+versions.register(app)

@@ -96,6 +96,7 @@ def task_summary(task: dict[str, Any]) -> tuple[Any, ...]:
         task["job_id"],
         "-" if task["index"] is None else task["index"],
         styled(task["state"]),
+        task.get("health", "-") + (f" v{task['version']}" if task.get("version", 1) != 1 else ""),
         task.get("host_id") or "-",
         reason,
         task["attempt"],
@@ -103,4 +104,4 @@ def task_summary(task: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-TASK_COLUMNS = ("ID", "JOB", "INDEX", "STATE", "HOST", "REASON", "RETRY", "SINCE")
+TASK_COLUMNS = ("ID", "JOB", "INDEX", "STATE", "HEALTH", "HOST", "REASON", "RETRY", "SINCE")

@@ -162,6 +162,36 @@ class Service:
         await self._durable(job.id)
         return self._job_view(job)
 
+    async def update_job(self, principal: Principal, job_id: str, descriptor: JobDescriptor) -> View:
+        """A new spec for a service: a new version and its rollout when the container changed."""
+        known = await self._active_job(job_id)
+        access.check_change(principal, known)
+        job, started = self._jobs.update(job_id, descriptor, by=principal.name)
+        await self._durable(job.id)
+        return {**self._job_view(job), "rollout_started": started}
+
+    async def promote(self, principal: Principal, job_id: str) -> View:
+        access.check_change(principal, await self._active_job(job_id))
+        job = self._jobs.promote(job_id, by=principal.name)
+        await self._durable(job.id)
+        return self._job_view(job)
+
+    async def rollback(self, principal: Principal, job_id: str, to: int | None) -> View:
+        access.check_change(principal, await self._active_job(job_id))
+        job = self._jobs.rollback(job_id, to, by=principal.name)
+        await self._durable(job.id)
+        return self._job_view(job)
+
+    async def job_versions(self, principal: Principal, job_id: str) -> list[View]:
+        job = await self._queries.get_job(job_id)
+        access.check_read(self.config.read_scope, principal, job)
+        return views.versions_view(job)
+
+    async def rollout(self, principal: Principal, job_id: str) -> View:
+        job = await self._queries.get_job(job_id)
+        access.check_read(self.config.read_scope, principal, job)
+        return views.rollout_view(job, self._state.tasks_of(job.id), self.clock())
+
     async def get_job(self, principal: Principal, job_id: str) -> View:
         job = await self._queries.get_job(job_id)
         access.check_read(self.config.read_scope, principal, job)
