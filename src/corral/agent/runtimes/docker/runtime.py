@@ -17,12 +17,14 @@ from typing import Any, TypeVar
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
+from corral.agent.probes import HttpProber, ProbeRunner, host_check
 from corral.agent.runtimes.base import LogsUnavailable, Reporter, Usage
 from corral.agent.runtimes.docker import cgroups, housekeeping
 from corral.agent.runtimes.docker.config import LABEL_HOST, LABEL_TASK, DockerConfig
 from corral.agent.runtimes.docker.health import check_health
 from corral.agent.runtimes.docker.outcome import outcome
-from corral.agent.runtimes.docker.spec import container_name, create_kwargs
+from corral.agent.runtimes.docker.spec import container_name, create_kwargs, read_probe_labels
+from corral.domain.health import HealthChecks, ProbeResult
 from corral.domain.job import Image
 from corral.domain.states import FinishedReason, TaskState
 from corral.domain.wire import Health, LaunchSpec, TaskReport
@@ -32,6 +34,7 @@ T = TypeVar("T")
 
 LABEL_LIMIT = "corral.runtime_limit_s"
 LABEL_MEMORY = "corral.memory_mb"
+EXEC_POLL_S = (0.02, 0.5)  # an exec probe's end is polled for, from the first to the second, doubling
 
 
 class ImageUnavailable(Exception):
@@ -48,6 +51,7 @@ class _Running:
     reason: FinishedReason | None = None  # set when the agent ends the task itself (runtime limit)
     timer: asyncio.TimerHandle | None = None
     finishing: bool = False
+    probes: ProbeRunner | None = None
 
 
 @dataclass(slots=True)
@@ -77,6 +81,7 @@ class DockerRuntime:
         self._closing = False
         self._background: set[asyncio.Task[None]] = set()
         self._errors: Counter[str] = Counter()  # failed Docker calls by call
+        self._http = HttpProber()  # http probes of every task
 
     def bind(self, report: Reporter) -> None:
         self._report = report
@@ -132,6 +137,7 @@ class DockerRuntime:
         self._launching.pop(task_id, None)
         running = self._running[task_id] = _Running(container_id, spec.container.resources.memory_mb)
         self._report(TaskReport(task_id, TaskState.STARTED, detail=f"container {container_id[:12]}"))
+        running.probes = self._probe(task_id, container_id, spec.container.health, spec.ports)
         if spec.runtime_limit_s is not None:
             self._limit(task_id, running, spec.runtime_limit_s, spec.container.kill_grace_period_s)
         if launch.kill_grace_s is not None:
@@ -193,6 +199,42 @@ class DockerRuntime:
 
         running.timer = loop.call_later(limit_s + self.config.runtime_limit_slack_s, expire)
 
+    # -- probes ---------------------------------------------------------------------------------
+
+    def _probe(
+        self, task_id: str, container_id: str, checks: HealthChecks | None, ports: tuple[int, ...]
+    ) -> ProbeRunner | None:
+        """Start the task's probes (if it has any): each change is reported as the task running."""
+        if checks is None or (checks.liveness is None and checks.readiness is None):
+            return None
+
+        def changed(result: ProbeResult) -> None:
+            self._report(TaskReport(task_id, TaskState.STARTED, probes=result))
+
+        async def run_exec(command: tuple[str, ...]) -> int:
+            return await self._exec(container_id, command)
+
+        runner = ProbeRunner(checks, ports, host_check(self._http, run_exec), changed)
+        runner.start()
+        return runner
+
+    async def _exec(self, container_id: str, command: tuple[str, ...]) -> int:
+        """Run ``command`` in the container (Docker's exec API); its exit code.
+
+        Started detached and polled for, so a command that hangs holds no thread of the Docker pool: the
+        probe's timeout cancels the polling (the command itself runs on, as Docker cannot stop an exec)."""
+        created = await self._call(
+            self.client.api.exec_create, container_id, list(command), stdout=False, stderr=False
+        )
+        await self._call(self.client.api.exec_start, created["Id"], detach=True)
+        delay, most = EXEC_POLL_S
+        while True:
+            info = await self._call(self.client.api.exec_inspect, created["Id"])
+            if not info.get("Running") and info.get("ExitCode") is not None:
+                return int(info["ExitCode"])
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, most)
+
     # -- ends -----------------------------------------------------------------------------------
 
     def _watch(self) -> None:
@@ -244,6 +286,8 @@ class DockerRuntime:
             return
         if running.timer is not None:
             running.timer.cancel()
+        if running.probes is not None:
+            running.probes.stop()  # before Finished: no probe report may follow it
         del self._running[task_id]
         reason, detail, exit_code = outcome(state, running.memory_mb)
         if running.reason is not None:
@@ -269,6 +313,8 @@ class DockerRuntime:
         if running is None:
             await self._finish_unknown(task_id)
             return
+        if running.probes is not None:
+            running.probes.stop()  # a probe report after this would read as the task running again
         self._report(TaskReport(task_id, TaskState.KILL_INITIATED))
         try:
             # SIGTERM, the grace period, then SIGKILL: Docker's stop.
@@ -297,6 +343,7 @@ class DockerRuntime:
     async def kill_all(self) -> None:
         """As if the host died: every container of this host gone at once, nothing reported."""
         self.bind(lambda _r: None)
+        self._stop_probes()
         for container in await self._call(self._ours, True):
             await self._call(self._remove_quietly, container["Id"])
         self._running.clear()
@@ -313,6 +360,7 @@ class DockerRuntime:
         """Find this host's containers by label: running ones are adopted, ended ones reported."""
         self._watch()
         reports = []
+        probed: list[tuple[str, _Running, HealthChecks | None, tuple[int, ...]]] = []
         for summary in await self._call(self._ours, True):
             labels = summary.get("Labels") or {}
             task_id = labels.get(LABEL_TASK)
@@ -328,12 +376,17 @@ class DockerRuntime:
                     started = _started_at(state)
                     left = max(0.0, int(limit) - (time.time() - started)) if started else float(limit)
                     self._limit(task_id, running, left, 10.0)
+                probed.append((task_id, running, *read_probe_labels(labels)))
                 reports.append(
                     TaskReport(task_id, TaskState.STARTED, detail="re-adopted after agent restart")
                 )
             else:
                 reason, detail, exit_code = outcome(state, memory)
                 reports.append(TaskReport(task_id, TaskState.FINISHED, reason, detail, exit_code))
+        # Probes start last, with no wait before the agent records these reports: their first changes
+        # come after them, not before (where the re-adoption report would hide them).
+        for task_id, running, checks, ports in probed:
+            running.probes = self._probe(task_id, running.container_id, checks, ports)
         if reports:
             log.info("agent %s re-adopted %d containers", self.config.host_id, len(reports))
         return reports
@@ -423,7 +476,15 @@ class DockerRuntime:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
+        runners = [r.probes for r in self._running.values() if r.probes is not None]
+        await asyncio.gather(*(runner.wait_stopped() for runner in runners))
+        await self._http.aclose()
         self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _stop_probes(self) -> None:
+        for running in self._running.values():
+            if running.probes is not None:
+                running.probes.stop()
 
 
 def _why(error: Exception) -> str:

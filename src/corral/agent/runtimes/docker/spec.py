@@ -4,6 +4,7 @@ isolation every task gets (no privileges, private namespaces, no capabilities be
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from corral.agent.runtimes.docker.config import (
@@ -14,7 +15,15 @@ from corral.agent.runtimes.docker.config import (
     LABEL_TASK,
     DockerConfig,
 )
+from corral.domain import codec
+from corral.domain.health import HealthChecks
 from corral.domain.wire import LaunchSpec
+
+log = logging.getLogger(__name__)
+
+# A task's probes and host ports, so that an agent that restarts can probe the containers it re-adopts.
+LABEL_HEALTH = "corral.health"
+LABEL_PORTS = "corral.ports"
 
 CPU_PERIOD_US = 100_000
 
@@ -61,6 +70,7 @@ def create_kwargs(spec: LaunchSpec, config: DockerConfig) -> dict[str, Any]:
         LABEL_JOB: spec.job_id,
         LABEL_HOST: config.host_id,
         LABEL_INDEX: "" if spec.index is None else str(spec.index),
+        **probe_labels(spec),
     }
     memory = f"{r.memory_mb}m"
     return {
@@ -104,3 +114,30 @@ def isolation_kwargs(spec: LaunchSpec) -> dict[str, Any]:
         options["read_only"] = True
         options["tmpfs"] = {"/tmp": f"rw,nosuid,nodev,size={size}m,mode=1777"}
     return options
+
+
+def probe_labels(spec: LaunchSpec) -> dict[str, str]:
+    """The labels that keep a task's probes (none for a task without any)."""
+    checks = spec.container.health
+    if checks is None or (checks.liveness is None and checks.readiness is None):
+        return {}
+    return {
+        LABEL_HEALTH: codec.to_json(checks).decode(),
+        LABEL_PORTS: ",".join(str(p) for p in spec.ports),
+    }
+
+
+def read_probe_labels(labels: dict[str, str]) -> tuple[HealthChecks | None, tuple[int, ...]]:
+    """A re-adopted container's probes and ports, from its labels (None: it has no probes)."""
+    text = labels.get(LABEL_HEALTH)
+    if not text:
+        return None, ()
+    try:
+        checks = codec.from_json(text, HealthChecks)
+        ports = tuple(int(p) for p in labels.get(LABEL_PORTS, "").split(",") if p)
+    except ValueError as e:  # msgspec's decode errors are ValueErrors too
+        log.warning(
+            "container labels %s/%s unreadable (%s): its probes are not run", LABEL_HEALTH, LABEL_PORTS, e
+        )
+        return None, ()
+    return checks, ports
