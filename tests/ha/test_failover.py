@@ -260,3 +260,45 @@ def test_the_leader_rides_out_lost_database_connections(tmp_path: Path) -> None:
             }
         finally:
             m.close()
+
+
+def test_a_rollout_survives_the_leader_killed_mid_way(pair: Pair) -> None:
+    """The new leader carries the rollout on from the tasks as they are: nothing replaced twice."""
+    from tests.integration.test_rollouts import probed_service, with_version
+
+    fleet = Fleet(pair.urls, FleetSpec(count=3, heartbeat_backoff_max_s=0.5))
+    try:
+        fleet.wait_connected()
+        first = pair.leader()
+        spec = probed_service(6, ["true"], max_surge=1, max_unavailable=0, min_healthy_s=1.0)
+        spec["container"]["health"]["readiness"]["interval_s"] = 0.5
+        spec["container"]["health"]["readiness"]["timeout_s"] = 0.5
+        job_id = first.submit(spec)["id"]
+
+        def ready(m: MasterProcess, version: int | None = None) -> list[dict[str, Any]]:
+            return [
+                t
+                for t in m.tasks(job_id)
+                if t["state"] == "Started" and t.get("ready") and (version is None or t["version"] == version)
+            ]
+
+        wait_for(lambda: len(ready(first)) == 6, 30, what="6 ready tasks")
+        first.http.put(f"/api/v1/jobs/{job_id}/spec", json=with_version(spec, "v2")).raise_for_status()
+        wait_for(lambda: len(ready(first, 2)) >= 2, 60, what="the rollout under way")
+        first.kill()
+        second = pair.leader()
+        assert second is not first
+
+        def phase() -> str:
+            r = second.http.get(f"/api/v1/jobs/{job_id}/rollout").json().get("rollout") or {}
+            return str(r.get("phase"))
+
+        wait_for(lambda: phase() == "succeeded", 90, what="the new leader to finish the rollout")
+        tasks = second.tasks(job_id)
+        live = [t for t in tasks if t["state"] != "Finished"]
+        assert sorted(t["version"] for t in live) == [2] * 6
+        # One replacement per old task: 6 of version 1, 6 of version 2, and none made twice.
+        made = Counter(t["version"] for t in tasks)
+        assert made == {1: 6, 2: 6}, made
+    finally:
+        fleet.close()
