@@ -55,9 +55,3 @@ class DisruptionBudget:
             if getattr(self, name) is not None:
                 return name
         return "none"
-
-
-# A job that gives no budget: what Titus gives a service by default, 95 % available, moved one at a time.
-DEFAULT_SERVICE_BUDGET = DisruptionBudget(availability_percentage=95.0)
-# Batch tasks may be moved freely (they finish first if the drain allows: see the drain deadline).
-DEFAULT_BATCH_BUDGET = DisruptionBudget(unhealthy_tasks=10_000)
