@@ -102,6 +102,11 @@ def bodies(world: World) -> dict[tuple[str, str], Any]:
         ("post", "/api/v1/jobs"): with_changes(batch_job(["true"]), "owner.team_email", PAYMENTS_EMAIL),
         ("put", "/api/v1/jobs/{job_id}/capacity"): {"min": 0, "desired": 1, "max": 4},
         ("put", "/api/v1/jobs/{job_id}/enabled"): {"enabled": False},
+        ("put", "/api/v1/jobs/{job_id}/spec"): with_changes(
+            service_job(2, ["sleep", "7"]), "owner.team_email", PAYMENTS_EMAIL
+        ),
+        ("post", "/api/v1/jobs/{job_id}/rollback"): {"to": 1},
+        ("post", "/api/v1/hosts/{host_id}/drain"): {"deadline_s": 10},
         ("post", "/api/v1/capacity-groups"): {"name": "stolen", "tier": "flex", "guarantee": {"cpu": 1}},
         ("put", "/api/v1/capacity-groups/{name}"): {"tier": "flex", "guarantee": {"cpu": 1}},
         ("put", "/api/v1/scheduler/modes/{tier}"): {"mode": "spread"},

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from corral.api.auth import AdminDep
 from corral.api.deps import ServiceDep
+from corral.api.models import DrainModel
 from corral.api.responses import errors
 
 router = APIRouter(prefix="/api/v1/hosts", tags=["hosts"])
@@ -24,10 +25,20 @@ async def get_host(host_id: str, service: ServiceDep) -> dict[str, Any]:
 
 
 @router.post(
-    "/{host_id}/drain", summary="Give the host no new tasks (running ones stay)", responses=errors(404)
+    "/{host_id}/drain",
+    summary="Drain the host: no new tasks, services moved make-before-break within their disruption budgets, "
+    "batch tasks finish until the deadline then rerun elsewhere",
+    responses=errors(400, 404),
 )
-async def drain(host_id: str, service: ServiceDep, _: AdminDep) -> dict[str, Any]:
-    return await service.set_draining(host_id, True)
+async def drain(
+    host_id: str, service: ServiceDep, _: AdminDep, body: DrainModel | None = None
+) -> dict[str, Any]:
+    return await service.set_draining(host_id, True, body.deadline_s if body is not None else None)
+
+
+@router.get("/{host_id}/drain", summary="What each task still on the host waits for", responses=errors(404))
+async def drain_status(host_id: str, service: ServiceDep) -> dict[str, Any]:
+    return service.drain_status(host_id)
 
 
 @router.post("/{host_id}/undrain", summary="Let the host take new tasks again", responses=errors(404))

@@ -236,6 +236,10 @@ class RollbackModel(Body):
     to: int | None = Field(None, description="the version to go back to (default: the last healthy one)")
 
 
+class DrainModel(Body):
+    deadline_s: float = Field(600.0, description="batch tasks may finish this long, then move", ge=0)
+
+
 class PruneModel(Body):
     older_than_s: float = Field(ge=0)
 

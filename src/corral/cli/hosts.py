@@ -1,6 +1,7 @@
 """``corral host ...``: the fleet."""
 
 import time
+from typing import Annotated
 
 import typer
 
@@ -73,9 +74,52 @@ def show(ctx: typer.Context, host_id: str) -> None:
 
 
 @app.command()
-def drain(ctx: typer.Context, host_id: str) -> None:
-    """Give a host no new tasks (what runs there keeps running)."""
-    _drain(ctx, host_id, "drain")
+def drain(
+    ctx: typer.Context,
+    host_id: str,
+    status: Annotated[bool, typer.Option("--status", help="say what each remaining task waits for")] = False,
+    deadline: Annotated[
+        float | None, typer.Option("--deadline", help="seconds batch tasks may finish before they move")
+    ] = None,
+) -> None:
+    """Drain a host: no new tasks; service tasks move make-before-break (a replacement ready elsewhere
+    before each stops) within their disruption budgets; batch tasks finish until the deadline, then rerun
+    elsewhere."""
+    if status:
+        _drain_status(ctx, host_id)
+        return
+    s = settings(ctx)
+    with api_errors():
+        body = {"deadline_s": deadline} if deadline is not None else None
+        host = s.client().post(f"/api/v1/hosts/{host_id}/drain", body)
+    if s.json:
+        emit_json(host)
+    else:
+        console.print(
+            f"host [bold]{host_id}[/bold] draining; follow it with `corral host drain --status {host_id}`"
+        )
+
+
+def _drain_status(ctx: typer.Context, host_id: str) -> None:
+    s = settings(ctx)
+    with api_errors():
+        data = s.client().get(f"/api/v1/hosts/{host_id}/drain")
+    if s.json:
+        emit_json(data)
+        return
+    state = "draining" if data["draining"] else "not draining"
+    console.print(f"host [bold]{host_id}[/bold] {state}: {data['remaining']} tasks remain")
+    rows = (
+        (
+            t["task_id"],
+            t["job_id"],
+            t["state"],
+            t["kind"],
+            t["detail"] + (f" — {t['replacement_pending']}" if t.get("replacement_pending") else ""),
+        )
+        for t in data["tasks"]
+    )
+    table(f"tasks on {host_id}", ("TASK", "JOB", "STATE", "WAITS FOR", "DETAIL"), rows)
 
 
 @app.command()

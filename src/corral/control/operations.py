@@ -7,11 +7,14 @@ effect at the next scheduling iteration.
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 from dataclasses import replace
 
 from corral.control.fenced import FencedStore
 from corral.control.ledger import Ledger
 from corral.control.scheduling import SchedulerShell
+from corral.disruption.relocation import DrainingHost
 from corral.domain.capacity import DEFAULT_GROUP, CapacityGroup, Tier, validate_group
 from corral.domain.errors import ConflictError, NotFoundError, ValidationError
 from corral.scheduler.profile import Mode, Profile
@@ -20,8 +23,27 @@ MODE_KEY = "scheduler.mode."
 DRAIN_KEY = "host.draining."
 
 
-def drained_from_settings(settings: dict[str, str]) -> set[str]:
-    return {k[len(DRAIN_KEY) :] for k, v in settings.items() if k.startswith(DRAIN_KEY) and v == "true"}
+DEFAULT_DRAIN_DEADLINE_S = 600.0
+
+
+def drained_from_settings(settings: dict[str, str], now: float) -> dict[str, DrainingHost]:
+    """The hosts being drained: ``{"since": .., "deadline_s": ..}`` per host (``true`` from older
+    masters: draining since now, the default deadline)."""
+    out: dict[str, DrainingHost] = {}
+    for key, value in settings.items():
+        if not key.startswith(DRAIN_KEY) or value == "false":
+            continue
+        host = key[len(DRAIN_KEY) :]
+        try:
+            data = json.loads(value) if value != "true" else {}
+            since, deadline = (
+                float(data.get("since", now)),
+                float(data.get("deadline_s", DEFAULT_DRAIN_DEADLINE_S)),
+            )
+        except (ValueError, TypeError, AttributeError):
+            since, deadline = now, DEFAULT_DRAIN_DEADLINE_S
+        out[host] = DrainingHost(host, since, deadline)
+    return out
 
 
 def profile_from_settings(settings: dict[str, str]) -> Profile:
@@ -79,16 +101,26 @@ class Operations:
         self._reschedule()
         return self.scheduler.profile
 
-    async def set_draining(self, host_id: str, draining: bool) -> None:
-        """A draining host gets no new tasks; what runs there keeps running. Survives master restarts."""
+    async def set_draining(
+        self, host_id: str, draining: bool, now: float, deadline_s: float = DEFAULT_DRAIN_DEADLINE_S
+    ) -> None:
+        """A draining host gets no new tasks, and its tasks move (corral.control.drains): services make
+        before break, batch tasks finish until ``deadline_s``. Survives master restarts."""
         host = self.state.hosts.get(host_id)
         if host is None:
             raise NotFoundError("host", host_id)
-        await asyncio.to_thread(self.store.put_setting, DRAIN_KEY + host_id, "true" if draining else "false")
+        if not (math.isfinite(deadline_s) and 0 <= deadline_s <= 7 * 24 * 3600):
+            raise ValidationError("invalid_deadline", "deadline_s must be 0..604800", "deadline_s")
+        previous = self.state.drained.get(host_id)
+        if draining and previous is not None:
+            return
+        entry = DrainingHost(host_id, now, deadline_s)
+        value = json.dumps({"since": now, "deadline_s": deadline_s}) if draining else "false"
+        await asyncio.to_thread(self.store.put_setting, DRAIN_KEY + host_id, value)
         if draining:
-            self.state.drained.add(host_id)
+            self.state.drained[host_id] = entry
         else:
-            self.state.drained.discard(host_id)
+            self.state.drained.pop(host_id, None)
         self.ledger.set_host(replace(host, draining=draining))
 
     def require_group(self, name: str) -> None:

@@ -22,6 +22,7 @@ from corral.control.auth import Authority
 from corral.control.bus import BusEvent, EventBus, Subscription
 from corral.control.clock import Clock
 from corral.control.config import MasterConfig
+from corral.control.drains import Drainer
 from corral.control.idempotency import IdempotencyKeys, request_hash
 from corral.control.ledger import Ledger
 from corral.control.manager import JobManager
@@ -86,6 +87,7 @@ class Service:
         hub: AgentHub,
         scheduler: SchedulerShell,
         ops: Operations,
+        drainer: Drainer,
         auth: Authority,
         admission: Admission,
         queries: Queries,
@@ -103,6 +105,7 @@ class Service:
         self._hub = hub
         self._scheduler = scheduler
         self._ops = ops
+        self._drainer = drainer
         self._auth = auth
         self._admission = admission
         self._queries = queries
@@ -252,9 +255,46 @@ class Service:
             raise NotFoundError("host", host_id)
         return views.host_view(self._state, host)
 
-    async def set_draining(self, host_id: str, draining: bool) -> View:
-        await self._ops.set_draining(host_id, draining)
+    async def set_draining(self, host_id: str, draining: bool, deadline_s: float | None = None) -> View:
+        if deadline_s is None:
+            await self._ops.set_draining(host_id, draining, self.clock())
+        else:
+            await self._ops.set_draining(host_id, draining, self.clock(), deadline_s)
+        self._drainer.next_at = None  # plan at the next turn of the loop
+        self._ledger.wake.set()
         return self.host(host_id)
+
+    def drain_status(self, host_id: str) -> View:
+        """What each task still on a draining host waits for: its budget, a time window, its replacement
+        (and why that replacement is pending: no room elsewhere, say), its batch deadline."""
+        host = self.host(host_id)
+        entry = self._state.drained.get(host_id)
+        tasks = self._state.tasks_on_host(host_id)
+        rows = []
+        for task in sorted(tasks, key=lambda t: t.id):
+            wait = self._drainer.waits.get(task.id)
+            row: View = {"task_id": task.id, "job_id": task.job_id, "state": task.state.value}
+            if task.kill_reason is not None:
+                row.update(kind="stopping", detail=f"being stopped ({task.kill_reason.value})")
+            elif wait is not None:
+                row.update(kind=wait.kind, detail=wait.detail)
+            else:
+                row.update(kind="planning", detail="the next drain plan decides")
+            if task.relocating_to is not None:
+                row["replacement"] = task.relocating_to
+                pending = self._scheduler.explain(task.relocating_to)
+                if pending is not None:
+                    row["replacement_pending"] = to_builtins(pending).get("message", "")
+            rows.append(row)
+        return {
+            "host_id": host_id,
+            "draining": entry is not None,
+            "since": entry.since if entry else None,
+            "deadline_s": entry.deadline_s if entry else None,
+            "schedulable": host["schedulable"],
+            "remaining": len(tasks),
+            "tasks": rows,
+        }
 
     def unquarantine(self, host_id: str) -> View:
         return views.host_view(self._state, self._hub.quarantine.lift(host_id))

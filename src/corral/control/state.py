@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from corral.control.classes import JobClasses
 from corral.control.setaside import SetAsideJobs
+from corral.disruption.relocation import DrainingHost
 from corral.domain.capacity import DEFAULT_GROUP, CapacityGroup, default_group
 from corral.domain.host import Host
 from corral.domain.job import Job
@@ -32,7 +33,9 @@ class ClusterState:
         self._group_keys: dict[str, str] = {}
         self.cluster = Cluster()  # the scheduler's arrays, kept current with every placement
         self.groups: dict[str, CapacityGroup] = {DEFAULT_GROUP: default_group()}
-        self.drained: set[str] = set()  # hosts an operator is draining (kept across restarts)
+        # Hosts an operator is draining, with when and the batch deadline (kept across restarts).
+        self.drained: dict[str, DrainingHost] = {}
+        self._relocating: dict[str, None] = {}  # live tasks whose replacement starts elsewhere first
         self.host_images: dict[str, frozenset[str]] = {}
         self.classes = JobClasses(self.cluster)  # each job as the scheduler sees it
         self.set_aside = SetAsideJobs()  # jobs taken out of the loops after raising
@@ -82,6 +85,10 @@ class ClusterState:
         old = self.tasks.get(task.id)
         self.tasks[task.id] = task
         self._by_job.setdefault(task.job_id, {})[task.id] = None
+        if task.relocating_to is not None and task.is_live:
+            self._relocating[task.id] = None
+        elif old is not None and old.relocating_to is not None:
+            self._relocating.pop(task.id, None)
         if task.state is TaskState.ACCEPTED:
             self._pending[task.id] = None
         else:
@@ -99,11 +106,16 @@ class ClusterState:
         if task is None:
             return
         self._pending.pop(task_id, None)
+        self._relocating.pop(task_id, None)
         if task.on_host and task.host_id is not None:
             self._release(task, task.host_id)
         by_job = self._by_job.get(task.job_id)
         if by_job is not None:
             by_job.pop(task_id, None)
+
+    def relocating(self) -> list[Task]:
+        """Live tasks being moved: their replacement starts elsewhere before they stop."""
+        return [self.tasks[t] for t in self._relocating if t in self.tasks]
 
     def pending_tasks(self) -> Iterator[Task]:
         return (self.tasks[t] for t in self._pending)

@@ -21,6 +21,7 @@ from corral.control.bus import EventBus
 from corral.control.canary import run_canary
 from corral.control.clock import Clock, IdGenerator
 from corral.control.config import MasterConfig
+from corral.control.drains import Drainer
 from corral.control.fenced import FencedStore
 from corral.control.idempotency import IdempotencyKeys
 from corral.control.ledger import Ledger
@@ -94,6 +95,7 @@ class Term:
         )
         self.queries = Queries(self.state, store)
         self.ops = Operations(self.ledger, self.fenced, self.scheduler)
+        self.drainer = Drainer(self.ledger, self.hub, self.jobs.ids)
         self.admission = Admission(self.state, self.auth, config, clock)
         self.auth.on_revoke.append(lambda token: self.hub.drop_credential(token.id, token.host))
         self.jobs.admit = self.ops.require_group
@@ -106,7 +108,7 @@ class Term:
             store.async_key_lookup(),
         )
         self.state.groups.update((g.name, g) for g in groups)
-        self.state.drained = drained_from_settings(settings)
+        self.state.drained = drained_from_settings(settings, clock())
 
         for job_id, error in self.state.load(loaded.jobs, loaded.tasks):
             self.set_aside(job_id, "load", error, clock())
@@ -137,6 +139,7 @@ class Term:
             hub=self.hub,
             scheduler=self.scheduler,
             ops=self.ops,
+            drainer=self.drainer,
             auth=self.auth,
             admission=self.admission,
             queries=self.queries,
@@ -213,6 +216,8 @@ class Term:
         now = self.clock()
         self.hub.check_heartbeats(now)
         self.jobs.reconcile_due(now)
+        if self.drainer.due(now) or (self.state.drained and self.drainer.next_at is None):
+            self.drainer.step(now)
         if self.scheduler.due(now):
             self.scheduler.iterate(now)
 
@@ -221,7 +226,13 @@ class Term:
         while True:
             timeout = self.config.idle_tick_s
             now = self.clock()
-            for due in (self.jobs.next_timer, self.scheduler.next_ready_at, self.hub.next_deadline):
+            timers = (
+                self.jobs.next_timer,
+                self.scheduler.next_ready_at,
+                self.hub.next_deadline,
+                self.drainer.next_at,
+            )
+            for due in timers:
                 if due is not None:
                     timeout = min(timeout, max(0.0, due - now))
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancel that ends the
