@@ -46,6 +46,7 @@ from corral.fleet import (
     handle,
     next_deadline,
 )
+from corral.fleet.budget import picture_complete
 from corral.store.protocol import Store
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,11 @@ class AgentHub:
         load, which it must neither kill nor count as unknown."""
         book = FleetBook.at_start(now, True, expected_hosts, self.policy.lost_after_s)
         self.book = replace(book, tolerated=frozenset(tolerated))
+
+    def picture_complete(self, now: float) -> bool:
+        """Whether this leader may trust its picture of the fleet: settled since taking office and enough
+        of the expected hosts reported. Until then nothing voluntary is disrupted (drains wait)."""
+        return picture_complete(self.book, now, self.policy)
 
     @property
     def next_deadline(self) -> float | None:

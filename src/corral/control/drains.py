@@ -4,7 +4,8 @@ A service task gets its replacement elsewhere first and is stopped (reason ``rel
 replacement is ready; a batch task may finish until its host's drain deadline, then is stopped and rerun
 elsewhere without spending the user's retries. Every move asks the job's disruption budget. The plan is
 pure; this module creates the replacements, asks the kills, and keeps what each remaining task waits for
-(``corral host drain --status``).
+(``corral host drain --status``). A leader that cannot yet trust its picture of the fleet (just in office,
+hosts still reporting back) moves nothing and says so.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from corral.control.ledger import Ledger
 from corral.disruption import relocation
 from corral.disruption.budget import recent_to_keep
 from corral.disruption.relocation import RelocationPlan, Wait
+from corral.domain.job import Job
 from corral.domain.states import FinishedReason, TaskState
 from corral.domain.stimuli import KillRequested
 from corral.domain.task import Task, TaskEvent
@@ -26,6 +28,10 @@ from corral.domain.task import Task, TaskEvent
 log = logging.getLogger(__name__)
 
 PLAN_EVERY_S = 0.2  # while tasks wait on draining hosts, plan again at least this often
+UNSURE = (
+    "the leader is still confirming its picture of the fleet (settling after taking office, hosts "
+    "reporting back): nothing is moved until then"
+)
 
 
 class Drainer:
@@ -35,6 +41,7 @@ class Drainer:
         self.hub = hub
         self.ids = ids
         self.waits: dict[str, Wait] = {}
+        self.unsure = False  # the last step held back: the leader could not trust its picture yet
         self.next_at: float | None = None
         self.plan_ms = 0.0  # the last plan's time (the relocation benchmark reads it)
         self.plans = 0
@@ -47,7 +54,11 @@ class Drainer:
         job_ids = {t.job_id for host in draining for t in self.state.tasks_on_host(host)}
         job_ids |= {t.job_id for t in self.state.relocating()}
         if not job_ids:
-            self.waits, self.next_at = {}, None
+            self.waits, self.next_at, self.unsure = {}, None, False
+            return None
+        self.unsure = not self.hub.picture_complete(now)
+        if self.unsure:
+            self.waits, self.next_at = {}, now + PLAN_EVERY_S
             return None
         jobs = [
             (self.state.jobs[j], self.state.tasks_of(j))
@@ -92,10 +103,7 @@ class Drainer:
         self.ledger.set_task(new)
         note = TaskEvent(now, old.state, None, f"relocating: {new.id} starts elsewhere, then this task stops")
         self.ledger.set_task(replace(old, relocating_to=new.id, history=(*old.history, note)))
-        budget = job.descriptor.disruption_budget
-        kept = recent_to_keep(budget, (*job.disruptions, now), now)
-        if kept != job.disruptions:
-            self.ledger.set_job(replace(job, disruptions=kept))
+        self._count_disruption(job, now)
         log.info("relocating task %s of job %s off %s: replacement %s", old.id, job.id, old.host_id, new.id)
 
     def _stop(self, task_id: str, detail: str, now: float) -> None:
@@ -103,11 +111,14 @@ class Drainer:
         if task is None or task.is_finished or task.kill_reason is not None:
             return
         job = self.state.jobs.get(task.job_id)
-        if job is not None and job.descriptor.batch is not None:
-            budget = job.descriptor.disruption_budget
-            kept = recent_to_keep(budget, (*job.disruptions, now), now)
-            if kept != job.disruptions:
-                self.ledger.set_job(replace(job, disruptions=kept))
+        if job is not None and job.descriptor.batch is not None:  # a service's move counted when it began
+            self._count_disruption(job, now)
         killed = self.ledger.apply(task, KillRequested(FinishedReason.RELOCATED, now, detail))
         if killed is not None and killed.state is not TaskState.FINISHED:
             self.hub.send_kills([killed])
+
+    def _count_disruption(self, job: Job, now: float) -> None:
+        """Record a voluntary disruption's start for the job's rate (kept only as long as the rate needs)."""
+        kept = recent_to_keep(job.descriptor.disruption_budget, (*job.disruptions, now), now)
+        if kept != job.disruptions:
+            self.ledger.set_job(replace(job, disruptions=kept))

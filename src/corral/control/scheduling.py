@@ -83,20 +83,17 @@ class SchedulerShell:
         tasks: list[PendingTask] = []
         waits: list[float] = []
         for task in state.pending_tasks():
-            key = task.job_id
+            job = state.jobs.get(task.job_id)
+            if job is None or job.id in state.set_aside:
+                continue
+            # A task of another version than its job's (canaries, a rollout) is a class of its own.
+            key = job.id if task.version == job.version else class_key(job.id, task.version)
             if key not in jobs:
-                job = state.jobs.get(task.job_id)
-                if job is None or job.id in state.set_aside:
-                    continue
                 try:
-                    jobs[job.id] = state.classes.of(job)
+                    jobs[key] = state.classes.of(job, task.version)
                 except Exception as e:
                     self.set_aside(job.id, "schedule", e, now)
                     continue
-            if task.version != state.jobs[task.job_id].version:
-                key = class_key(task.job_id, task.version)
-                if key not in jobs:
-                    jobs[key] = state.classes.of(state.jobs[task.job_id], task.version)
             order = (task.created_at, task.index or 0)
             if task.ready_at > now:
                 waits.append(task.ready_at)

@@ -22,7 +22,7 @@ from corral.control.auth import Authority
 from corral.control.bus import BusEvent, EventBus, Subscription
 from corral.control.clock import Clock
 from corral.control.config import MasterConfig
-from corral.control.drains import Drainer
+from corral.control.drains import UNSURE, Drainer
 from corral.control.idempotency import IdempotencyKeys, request_hash
 from corral.control.ledger import Ledger
 from corral.control.manager import JobManager
@@ -276,6 +276,8 @@ class Service:
             row: View = {"task_id": task.id, "job_id": task.job_id, "state": task.state.value}
             if task.kill_reason is not None:
                 row.update(kind="stopping", detail=f"being stopped ({task.kill_reason.value})")
+            elif self._drainer.unsure:
+                row.update(kind="leader", detail=UNSURE)
             elif wait is not None:
                 row.update(kind=wait.kind, detail=wait.detail)
             else:
