@@ -66,3 +66,57 @@ def test_a_drain_moves_a_service_make_before_break_within_its_budget(tmp_path: P
         assert len([t for t in reruns if t["state"] != "Finished"]) == 3
         assert all(t["attempt"] == 0 for t in reruns)
         master.http.post(f"/api/v1/hosts/{host}/undrain").raise_for_status()
+
+
+def test_a_host_group_drains_a_partition_at_a_time(tmp_path: Path) -> None:
+    from corral.agent.pool import FleetSpec
+    from tests.support.cluster import Fleet
+
+    with cluster(tmp_path, agents=0) as (master, _none):
+        old = Fleet(
+            master.url, FleetSpec(count=5, id_prefix="old", host_group="old", heartbeat_backoff_max_s=1.0)
+        )
+        spare: Fleet | None = None
+        try:
+            old.wait_connected()
+            spec = probed_service(10, ["true"])
+            spec["disruption_budget"] = {"availability_percentage": 75}
+            job_id = master.submit(spec)["id"]
+            wait_for(lambda: len(ready(master, job_id)) == 10, 30, what="10 ready tasks")
+            spare = Fleet(
+                master.url, FleetSpec(count=3, id_prefix="new", host_group="new", heartbeat_backoff_max_s=1.0)
+            )
+            spare.wait_connected()
+
+            poller = Poller(master, job_id)
+            answer = master.http.post("/api/v1/hosts/groups/old/drain", json={"partition_percent": 40})
+            assert answer.status_code == 200, answer.text
+            assert [len(p["hosts"]) for p in answer.json()["partitions"]] == [2, 2, 1]
+            seen: list[int] = []
+
+            def done() -> bool:
+                status = master.http.get("/api/v1/hosts/groups/old/drain").json()
+                seen.append(status["current"])
+                draining = {
+                    h["id"] for h in master.http.get("/api/v1/hosts").json()["items"] if h["draining"]
+                }
+                current = status["current"]
+                # Only the partitions up to the current one drain; earlier ones are empty.
+                for part in status["partitions"]:
+                    if part["index"] > current and status["state"] != "done":
+                        assert not draining & set(part["hosts"]), status
+                    if part["index"] < current:
+                        assert sum(part["tasks_remaining"].values()) == 0, status
+                return bool(status["state"] == "done")
+
+            wait_for(done, 90, interval=0.1, what="the group drain to finish")
+            assert poller.stop() >= 8, "the availability budget (75 % of 10) was broken"
+            assert sorted(set(seen)) == [0, 1, 2]
+            tasks = [t for t in ready(master, job_id)]
+            assert len(tasks) == 10 and all(t["host_id"].startswith("new") for t in tasks)
+            again = master.http.post("/api/v1/hosts/groups/old/drain/resume")
+            assert again.status_code == 409 and again.json()["code"] == "group_drain_done"
+        finally:
+            if spare is not None:
+                spare.close()
+            old.close()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 
 from corral.api.auth import AdminDep
 from corral.api.deps import ServiceDep
-from corral.api.models import DrainModel
+from corral.api.models import DrainModel, GroupDrainModel
 from corral.api.responses import errors
 
 router = APIRouter(prefix="/api/v1/hosts", tags=["hosts"])
@@ -17,6 +17,31 @@ router = APIRouter(prefix="/api/v1/hosts", tags=["hosts"])
 @router.get("", summary="List hosts", responses=errors())
 async def list_hosts(service: ServiceDep) -> dict[str, Any]:
     return {"items": service.hosts()}
+
+
+@router.post(
+    "/groups/{group}/drain",
+    summary="Drain a host group a partition at a time, each partition empty before the next starts",
+    responses=errors(400, 404, 409),
+)
+async def drain_group(group: str, body: GroupDrainModel, service: ServiceDep, _: AdminDep) -> dict[str, Any]:
+    return await service.drain_group(group, body.partition_percent, body.deadline_s)
+
+
+@router.get("/groups/{group}/drain", summary="A host group's partitioned drain", responses=errors(404))
+async def group_drain(group: str, service: ServiceDep) -> dict[str, Any]:
+    return service.group_drain(group)
+
+
+@router.post(
+    "/groups/{group}/drain/{action}",
+    summary="Cancel (the current partition stops draining) or resume a host group's drain",
+    responses=errors(400, 404, 409),
+)
+async def change_group_drain(
+    group: str, action: Literal["cancel", "resume"], service: ServiceDep, _: AdminDep
+) -> dict[str, Any]:
+    return await service.change_group_drain(group, action)
 
 
 @router.get("/{host_id}", summary="Get a host", responses=errors(404))

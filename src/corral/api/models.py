@@ -240,6 +240,11 @@ class DrainModel(Body):
     deadline_s: float = Field(600.0, description="batch tasks may finish this long, then move", ge=0)
 
 
+class GroupDrainModel(Body):
+    partition_percent: float = Field(description="each partition's share of the group's hosts", gt=0, le=100)
+    deadline_s: float | None = Field(None, description="batch tasks may finish this long, then move", ge=0)
+
+
 class PruneModel(Body):
     older_than_s: float = Field(ge=0)
 

@@ -76,15 +76,26 @@ def show(ctx: typer.Context, host_id: str) -> None:
 @app.command()
 def drain(
     ctx: typer.Context,
-    host_id: str,
+    host_id: Annotated[str | None, typer.Argument(help="the host (or --group)")] = None,
     status: Annotated[bool, typer.Option("--status", help="say what each remaining task waits for")] = False,
     deadline: Annotated[
         float | None, typer.Option("--deadline", help="seconds batch tasks may finish before they move")
     ] = None,
+    group: Annotated[
+        str | None, typer.Option("--group", help="drain a host group, a partition at a time")
+    ] = None,
+    partition: Annotated[str, typer.Option("--partition", help="each partition's share, e.g. 20%")] = "20%",
+    resume: Annotated[bool, typer.Option("--resume", help="resume the group's drain")] = False,
+    cancel: Annotated[bool, typer.Option("--cancel", help="cancel the group's drain")] = False,
 ) -> None:
     """Drain a host: no new tasks; service tasks move make-before-break (a replacement ready elsewhere
     before each stops) within their disruption budgets; batch tasks finish until the deadline, then rerun
-    elsewhere."""
+    elsewhere. With --group, a host group drains a partition at a time, each empty before the next."""
+    if group is not None:
+        _drain_group(ctx, group, partition, deadline, status, resume, cancel)
+        return
+    if host_id is None:
+        raise typer.BadParameter("name a host, or a host group with --group")
     if status:
         _drain_status(ctx, host_id)
         return
@@ -98,6 +109,46 @@ def drain(
         console.print(
             f"host [bold]{host_id}[/bold] draining; follow it with `corral host drain --status {host_id}`"
         )
+
+
+def _drain_group(
+    ctx: typer.Context,
+    group: str,
+    partition: str,
+    deadline: float | None,
+    status: bool,
+    resume: bool,
+    cancel: bool,
+) -> None:
+    s = settings(ctx)
+    path = f"/api/v1/hosts/groups/{group}/drain"
+    with api_errors():
+        client = s.client()
+        if status:
+            data = client.get(path)
+        elif resume or cancel:
+            data = client.post(f"{path}/{'resume' if resume else 'cancel'}")
+        else:
+            try:
+                percent = float(partition.rstrip("%"))
+            except ValueError:
+                raise typer.BadParameter(
+                    f"{partition!r} is not a percentage", param_hint="--partition"
+                ) from None
+            data = client.post(path, {"partition_percent": percent, "deadline_s": deadline})
+    if s.json:
+        emit_json(data)
+        return
+    console.print(f"host group [bold]{group}[/bold]: {data['describe']}")
+    rows = (
+        (
+            ("> " if p["index"] == data["current"] else "  ") + str(p["index"] + 1),
+            ", ".join(p["hosts"]),
+            sum(p["tasks_remaining"].values()),
+        )
+        for p in data["partitions"]
+    )
+    table("partitions", ("PARTITION", "HOSTS", "TASKS LEFT"), rows)
 
 
 def _drain_status(ctx: typer.Context, host_id: str) -> None:

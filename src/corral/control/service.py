@@ -23,10 +23,11 @@ from corral.control.bus import BusEvent, EventBus, Subscription
 from corral.control.clock import Clock
 from corral.control.config import MasterConfig
 from corral.control.drains import UNSURE, Drainer
+from corral.control.group_drains import GroupDrainRecord, GroupDrains
 from corral.control.idempotency import IdempotencyKeys, request_hash
 from corral.control.ledger import Ledger
 from corral.control.manager import JobManager
-from corral.control.operations import Operations
+from corral.control.operations import DEFAULT_DRAIN_DEADLINE_S, Operations
 from corral.control.overview import Overview, overview
 from corral.control.queries import Page, Queries
 from corral.control.scheduling import SchedulerShell
@@ -88,6 +89,7 @@ class Service:
         scheduler: SchedulerShell,
         ops: Operations,
         drainer: Drainer,
+        group_drains: GroupDrains,
         auth: Authority,
         admission: Admission,
         queries: Queries,
@@ -106,6 +108,7 @@ class Service:
         self._scheduler = scheduler
         self._ops = ops
         self._drainer = drainer
+        self._group_drains = group_drains
         self._auth = auth
         self._admission = admission
         self._queries = queries
@@ -263,6 +266,40 @@ class Service:
         self._drainer.next_at = None  # plan at the next turn of the loop
         self._ledger.wake.set()
         return self.host(host_id)
+
+    async def drain_group(self, group: str, percent: float, deadline_s: float | None) -> View:
+        """Drain a host group a partition at a time (each empty before the next starts)."""
+        deadline = DEFAULT_DRAIN_DEADLINE_S if deadline_s is None else deadline_s
+        record = await self._group_drains.start(group, percent, deadline, self.clock())
+        return self._group_drain_view(record)
+
+    async def change_group_drain(self, group: str, action: str) -> View:
+        if action == "cancel":
+            record = await self._group_drains.cancel(group, self.clock())
+        else:
+            record = await self._group_drains.resume(group, self.clock())
+        return self._group_drain_view(record)
+
+    def group_drain(self, group: str) -> View:
+        return self._group_drain_view(self._group_drains.get(group))
+
+    def _group_drain_view(self, record: GroupDrainRecord) -> View:
+        drain = record.drain
+        parts = []
+        for i, hosts in enumerate(drain.partitions):
+            remaining = {h: len(self._state.tasks_on_host(h)) for h in hosts}
+            parts.append({"index": i, "hosts": list(hosts), "tasks_remaining": remaining})
+        return {
+            "group": drain.group,
+            "state": drain.state,
+            "percent": drain.percent,
+            "current": drain.current,
+            "describe": drain.describe(),
+            "started_at": drain.started_at,
+            "partition_started_at": drain.partition_started_at,
+            "deadline_s": record.deadline_s,
+            "partitions": parts,
+        }
 
     def drain_status(self, host_id: str) -> View:
         """What each task still on a draining host waits for: its budget, a time window, its replacement

@@ -23,6 +23,9 @@ from corral.control.clock import Clock, IdGenerator
 from corral.control.config import MasterConfig
 from corral.control.drains import Drainer
 from corral.control.fenced import FencedStore
+from corral.control.group_drains import TICK_S as GROUP_DRAIN_TICK_S
+from corral.control.group_drains import GroupDrains
+from corral.control.group_drains import from_settings as group_drains_from
 from corral.control.idempotency import IdempotencyKeys
 from corral.control.ledger import Ledger
 from corral.control.manager import JobManager
@@ -96,6 +99,7 @@ class Term:
         self.queries = Queries(self.state, store)
         self.ops = Operations(self.ledger, self.fenced, self.scheduler)
         self.drainer = Drainer(self.ledger, self.hub, self.jobs.ids)
+        self.group_drains = GroupDrains(self.state, self.ops, self.fenced, group_drains_from(settings))
         self.admission = Admission(self.state, self.auth, config, clock)
         self.auth.on_revoke.append(lambda token: self.hub.drop_credential(token.id, token.host))
         self.jobs.admit = self.ops.require_group
@@ -140,6 +144,7 @@ class Term:
             scheduler=self.scheduler,
             ops=self.ops,
             drainer=self.drainer,
+            group_drains=self.group_drains,
             auth=self.auth,
             admission=self.admission,
             queries=self.queries,
@@ -165,6 +170,7 @@ class Term:
         self._spawn(self._loop())
         self._spawn(self._housekeeping())
         self._spawn(self._prune_loop())
+        self._spawn(self._group_drain_loop())
         if self.config.canary_interval_s > 0:
             self._spawn(
                 run_canary(
@@ -267,6 +273,13 @@ class Term:
             job_id = None
         if job_id is not None:
             self.set_aside(job_id, "store", error, self.clock())
+
+    async def _group_drain_loop(self) -> None:
+        """Partitioned drains advance when their current partition is empty."""
+        while True:
+            await asyncio.sleep(GROUP_DRAIN_TICK_S)
+            if self.group_drains.records:
+                await self.group_drains.tick(self.clock())
 
     async def _prune_loop(self) -> None:
         while True:
