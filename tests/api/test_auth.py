@@ -107,6 +107,7 @@ def bodies(world: World) -> dict[tuple[str, str], Any]:
         ),
         ("post", "/api/v1/jobs/{job_id}/rollback"): {"to": 1},
         ("post", "/api/v1/hosts/{host_id}/drain"): {"deadline_s": 10},
+        ("post", "/api/v1/hosts/groups/{group}/drain"): {"partition_percent": 50},
         ("post", "/api/v1/capacity-groups"): {"name": "stolen", "tier": "flex", "guarantee": {"cpu": 1}},
         ("put", "/api/v1/capacity-groups/{name}"): {"tier": "flex", "guarantee": {"cpu": 1}},
         ("put", "/api/v1/scheduler/modes/{tier}"): {"mode": "spread"},
@@ -124,6 +125,8 @@ def concrete(world: World, path: str) -> str:
         "{host_id}": world.host,
         "{name}": "default" if "capacity-groups" in path else "payments",
         "{tier}": "flex",
+        "{group}": "default",
+        "{action}": "resume",
         "{alert_id}": "alert-1",
         "{token_id}": world.token_ids["carol"],
     }
