@@ -76,7 +76,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             tokens[name], ids[name] = make_token(master, name, team, role)
         tokens["agent"] = AGENT_TOKEN
         with httpx.Client(base_url=master.url, headers={"Authorization": f"Bearer {tokens['alice']}"}) as a:
-            r = a.post("/api/v1/jobs", json=with_changes(service_job(2), "owner.team_email", PAYMENTS_EMAIL))
+            r = a.post("/api/v1/jobs", json=payments_service())
             assert r.status_code == 201, r.text
             job = r.json()
         assert job["team"] == "payments" and job["submitted_by"] == "alice"
@@ -96,6 +96,11 @@ def routes(master: MasterProcess) -> list[tuple[str, str]]:
     return [(method, path) for path, ops in spec["paths"].items() for method in ops if path not in OPEN]
 
 
+def payments_service() -> dict[str, Any]:
+    spec = with_changes(service_job(2), "owner.team_email", PAYMENTS_EMAIL)
+    return {**spec, "job_group": {"stack": "prod", "detail": "api", "sequence": "v001"}}
+
+
 def bodies(world: World) -> dict[tuple[str, str], Any]:
     """Valid bodies, so that a refusal is about who calls, never about what was sent."""
     return {
@@ -106,6 +111,7 @@ def bodies(world: World) -> dict[tuple[str, str], Any]:
             service_job(2, ["sleep", "7"]), "owner.team_email", PAYMENTS_EMAIL
         ),
         ("post", "/api/v1/jobs/{job_id}/rollback"): {"to": 1},
+        ("post", "/api/v1/jobs/red-black"): payments_service(),  # the next of the world job's group
         ("post", "/api/v1/hosts/{host_id}/drain"): {"deadline_s": 10},
         ("post", "/api/v1/hosts/groups/{group}/drain"): {"partition_percent": 50},
         ("post", "/api/v1/capacity-groups"): {"name": "stolen", "tier": "flex", "guarantee": {"cpu": 1}},

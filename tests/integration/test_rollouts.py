@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,9 @@ def ready(master: MasterProcess, job_id: str) -> list[dict[str, Any]]:
 class Poller:
     """Counts the job's ready tasks every 50 ms until stopped; keeps the lowest count seen."""
 
-    def __init__(self, master: MasterProcess, job_id: str) -> None:
+    def __init__(self, master: MasterProcess, job_id: str, count: Callable[[], int] | None = None) -> None:
         self.master, self.job_id = master, job_id
+        self.count = count or (lambda: len(ready(master, job_id)))
         self.lowest: int | None = None
         self.polls = 0
         self._stop = threading.Event()
@@ -53,7 +55,7 @@ class Poller:
 
     def _run(self) -> None:
         while not self._stop.wait(0.05):
-            count = len(ready(self.master, self.job_id))
+            count = self.count()
             self.polls += 1
             self.lowest = count if self.lowest is None else min(self.lowest, count)
 
@@ -183,3 +185,47 @@ def test_bad_probes_and_updates_are_refused_with_the_field_named(tmp_path: Path)
         )
     finally:
         master.close()
+
+
+def test_a_red_black_deploy_replaces_the_job_once_healthy_and_rolls_back_fast(tmp_path: Path) -> None:
+    with cluster(tmp_path, agents=2) as (master, _fleet):
+        spec = probed_service(3, ["true"])
+        spec["job_group"] = {"stack": "prod", "detail": "api", "sequence": "v001"}
+        old_id = master.submit(spec)["id"]
+        wait_for(lambda: len(ready(master, old_id)) == 3, 30, what="3 ready tasks of v001")
+
+        def serving() -> int:  # ready tasks of every job of the application
+            return sum(
+                1
+                for t in master.tasks()
+                if t["state"] == "Started" and t.get("ready") and not t.get("kill_reason")
+            )
+
+        poller = Poller(master, old_id, serving)
+        answer = master.http.post("/api/v1/jobs/red-black", json=with_version(spec, "v2"))
+        assert answer.status_code == 201, answer.text
+        new = answer.json()
+        assert new["descriptor"]["job_group"]["sequence"] == "v002"
+        assert new["red_black"]["previous"] == old_id
+        new_id = new["id"]
+        wait_for(lambda: master.job(new_id)["red_black"]["phase"] == "done", 60, what="the deploy")
+        assert poller.stop() >= 3  # the old job served at full size until the new one was healthy
+        assert master.job(old_id)["descriptor"]["service"]["enabled"] is False
+        wait_for(lambda: not live(master, old_id), 30, what="the old job's tasks to stop")
+        assert len(ready(master, new_id)) == 3
+
+        back = master.http.post(f"/api/v1/jobs/{new_id}/rollback", json={})
+        assert back.status_code == 200, back.text
+        wait_for(
+            lambda: len(ready(master, old_id)) == 3 and not live(master, new_id), 60, what="the rollback"
+        )
+        assert master.job(new_id)["red_black"]["phase"] == "rolled_back"
+
+        # A next job that never becomes ready is disabled; the old one serves on.
+        bad = master.http.post("/api/v1/jobs/red-black", json=with_version(spec, "v3", ["false"]))
+        assert bad.status_code == 201, bad.text
+        assert bad.json()["descriptor"]["job_group"]["sequence"] == "v003"
+        bad_id = bad.json()["id"]
+        wait_for(lambda: master.job(bad_id)["red_black"]["phase"] == "failed", 60, what="the failed deploy")
+        assert master.job(old_id)["descriptor"]["service"]["enabled"] is True
+        assert len(ready(master, old_id)) == 3

@@ -44,6 +44,17 @@ async def submit(
     return Response(to_json(done.job), status_code=201 if done.created else 200, media_type=JSON)
 
 
+@router.post(
+    "/red-black",
+    status_code=201,
+    summary="Red/black deploy: the next job of the spec's job group (sequence + 1) beside the active one, "
+    "which is disabled once the new one is healthy",
+    responses=errors(400, 403, 409, 413, 429),
+)
+async def deploy_red_black(spec: JobSpec, service: ServiceDep, principal: WriterDep) -> dict[str, Any]:
+    return await service.deploy_red_black(principal, spec.to_domain())
+
+
 @router.get("", summary="List jobs (active and finished), in creation order", responses=errors(400))
 async def list_jobs(
     service: ServiceDep,

@@ -14,6 +14,7 @@ def register(app: typer.Typer) -> None:
     app.command()(promote)
     app.command()(rollback)
     app.command()(status)
+    app.command()(deploy)
 
 
 def update(
@@ -44,6 +45,42 @@ def update(
         )
     else:
         console.print(f"job [bold]{job_id}[/bold] updated; the container did not change, so no new version")
+
+
+def deploy(
+    ctx: typer.Context,
+    file: Annotated[str, typer.Option("-f", "--file", help="the service's spec, with a job_group")],
+    red_black: Annotated[
+        bool,
+        typer.Option("--red-black", help="Titus's red/black: the next job of the job group beside the old"),
+    ] = False,
+) -> None:
+    """Deploy a service. --red-black starts the next job of its job group (sequence + 1) beside the active
+    one, disables the old one once the new one is healthy, and keeps it: `corral job rollback NEW` brings it
+    back. Without --red-black, use `corral job update` (a rolling update of the same job)."""
+    from corral.cli.jobs import _load
+
+    if not red_black:
+        raise typer.BadParameter("give --red-black (a rolling update is `corral job update JOB -f FILE`)")
+    s = settings(ctx)
+    docs = _load(file)
+    if len(docs) != 1:
+        raise typer.BadParameter(
+            f"{file} holds {len(docs)} documents; a deploy takes one", param_hint="--file"
+        )
+    with api_errors():
+        job = s.client().post("/api/v1/jobs/red-black", docs[0])
+    if s.json:
+        emit_json(job)
+        return
+    rb = job.get("red_black")
+    if rb is None:
+        console.print(f"job [bold]{job['id']}[/bold] deployed (the first of its job group)")
+    else:
+        console.print(
+            f"job [bold]{job['id']}[/bold] deploying beside job {rb['previous']}; the old one is disabled "
+            f"once this one is healthy (`corral job rollback {job['id']}` brings it back)"
+        )
 
 
 def history(ctx: typer.Context, job_id: str) -> None:

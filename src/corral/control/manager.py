@@ -14,13 +14,13 @@ from dataclasses import replace
 from corral.control.agents import AgentHub
 from corral.control.clock import Clock
 from corral.control.ledger import Ledger
-from corral.domain.errors import ConflictError, NotFoundError
+from corral.domain.errors import ConflictError, NotFoundError, ValidationError
 from corral.domain.job import Capacity, Job, JobDescriptor, JobEvent
 from corral.domain.states import JobState, TaskState
 from corral.domain.task import Task, TaskEvent
 from corral.domain.validation import validate_descriptor
-from corral.jobs import commands, versions
-from corral.jobs.actions import Action, ChangeJob, CreateTask, FinishJob, FinishTask, KillTask
+from corral.jobs import commands, redblack, versions
+from corral.jobs.actions import Action, ChangeJob, CreateTask, FinishJob, FinishTask, KillTask, SetEnabled
 from corral.jobs.config import JobManagerConfig
 from corral.jobs.reconcile import reconcile
 from corral.jobs.task_machine import Ended, KillRequested
@@ -109,7 +109,40 @@ class JobManager:
         return job
 
     def rollback(self, job_id: str, to: int | None, by: str = "") -> Job:
-        job = versions.rollback(self._job(job_id), to, self.clock(), by)
+        """Back to an earlier version; a red/black deploy (without ``to``): back to the job it replaced."""
+        current = self._job(job_id)
+        if current.red_black is not None and to is None:
+            previous = self._job(current.red_black.previous)
+            job = redblack.roll_back(current, self.clock(), by)
+            self.ledger.set_job(
+                commands.set_enabled(previous, True, self.clock(), by or "a red/black rollback")
+            )
+        else:
+            job = versions.rollback(current, to, self.clock(), by)
+        self.ledger.set_job(job)
+        return job
+
+    def red_black_previous(self, descriptor: JobDescriptor) -> Job | None:
+        """The active job a red/black deploy of ``descriptor`` would replace (None: a first deploy)."""
+        return redblack.deployed_after(Job("", descriptor), list(self.state.jobs.values()))
+
+    def deploy_red_black(self, descriptor: JobDescriptor, team: str = "", by: str = "") -> Job:
+        """Submit the next job of ``descriptor``'s job group (sequence + 1 after the active one) beside it;
+        the old one is disabled once the new one is healthy."""
+        if descriptor.service is None or descriptor.job_group is None:
+            raise ValidationError(
+                "red_black_needs_job_group",
+                "a red/black deploy is of a service job with a job_group",
+                "job_group",
+            )
+        previous = self.red_black_previous(descriptor)
+        if previous is None:
+            return self.submit(descriptor, team, by)
+        group = previous.descriptor.job_group
+        assert group is not None
+        sequence = redblack.next_sequence(group.sequence)
+        new = replace(descriptor, job_group=replace(descriptor.job_group, sequence=sequence))
+        job = redblack.start(self.submit(new, team, by), previous, self.clock())
         self.ledger.set_job(job)
         return job
 
@@ -192,6 +225,10 @@ class JobManager:
                     self.ledger.set_job(action.job)
                     if action.message:
                         log.info("job %s: %s", action.job.id, action.message)
+            case SetEnabled():
+                other = self.state.jobs.get(action.job_id)
+                if other is not None and other.state is JobState.ACCEPTED and other.descriptor.service:
+                    self.ledger.set_job(commands.set_enabled(other, action.enabled, now, action.by))
             case FinishJob():
                 job = self.state.jobs.get(action.job_id)
                 if job is not None and job.is_active:

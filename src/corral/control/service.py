@@ -176,6 +176,17 @@ class Service:
         await self._durable(job.id)
         return {**self._job_view(job), "rollout_started": started}
 
+    async def deploy_red_black(self, principal: Principal, descriptor: JobDescriptor) -> View:
+        """The next job of the descriptor's job group beside the active one, which is disabled once the new
+        one is healthy (``rollback`` on the new job brings the old one back)."""
+        previous = self._jobs.red_black_previous(descriptor)
+        if previous is not None:
+            access.check_change(principal, previous)  # replacing a job is changing it
+        self._admission.submission(principal, descriptor)
+        job = self._jobs.deploy_red_black(descriptor, team=principal.team, by=principal.name)
+        await self._durable(job.id)
+        return self._job_view(job)
+
     async def promote(self, principal: Principal, job_id: str) -> View:
         access.check_change(principal, await self._active_job(job_id))
         job = self._jobs.promote(job_id, by=principal.name)

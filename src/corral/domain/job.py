@@ -8,7 +8,7 @@ from enum import StrEnum
 from corral.domain.disruption import DisruptionBudget
 from corral.domain.health import HealthChecks
 from corral.domain.resources import Resources
-from corral.domain.rollout import Rollout, UpdateStrategy, VersionOutcome
+from corral.domain.rollout import RedBlack, Rollout, UpdateStrategy, VersionOutcome
 from corral.domain.states import FinishedReason, JobState, JobType
 
 
@@ -182,6 +182,7 @@ class Job:
     rollout: Rollout | None = None  # the last update, in progress or ended
     # When its recent voluntary disruptions (relocations) started: the disruption budget's rate counts them.
     disruptions: tuple[float, ...] = ()
+    red_black: RedBlack | None = None  # a red/black deploy: the job it replaces and how it went
 
     @property
     def type(self) -> JobType:

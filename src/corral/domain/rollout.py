@@ -61,3 +61,21 @@ class Rollout:
     detail: str = ""  # why it ended, or what it waits for
     revert_of: int | None = None  # this rollout goes back from a failed version
     by: str = ""
+
+
+class RedBlackPhase(StrEnum):
+    DEPLOYING = "deploying"  # the new job comes up beside the old, which keeps serving
+    DONE = "done"  # the new job is healthy; the old is disabled, kept for a fast rollback
+    FAILED = "failed"  # the new job did not become healthy: it is disabled, the old serves on
+    ROLLED_BACK = "rolled_back"  # the old job was enabled again and the new one disabled
+
+
+@dataclass(frozen=True, slots=True)
+class RedBlack:
+    """Titus's red/black deploy: this job is the next of its job group after ``previous``."""
+
+    previous: str  # the job it replaces
+    started_at: float
+    phase: RedBlackPhase = RedBlackPhase.DEPLOYING
+    ended_at: float | None = None
+    detail: str = ""

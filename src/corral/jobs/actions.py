@@ -53,7 +53,16 @@ class ChangeJob:
     message: str = ""
 
 
-Action = CreateTask | KillTask | FinishTask | FinishJob | ChangeJob
+@dataclass(frozen=True, slots=True)
+class SetEnabled:
+    """Enable or disable another job (a red/black deploy disables the job it replaces)."""
+
+    job_id: str
+    enabled: bool
+    by: str = ""
+
+
+Action = CreateTask | KillTask | FinishTask | FinishJob | ChangeJob | SetEnabled
 
 
 @dataclass(frozen=True, slots=True)

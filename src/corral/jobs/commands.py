@@ -91,5 +91,10 @@ def _with_service(job: Job, spec: ServiceSpec, now: float, message: str) -> Job:
     return _record(replace(job, descriptor=descriptor), now, message)
 
 
+def record(job: Job, now: float, message: str) -> Job:
+    """``job`` with a line of history saying ``message``."""
+    return _record(job, now, message)
+
+
 def _record(job: Job, now: float, message: str) -> Job:
     return replace(job, updated_at=now, history=(*job.history, JobEvent(now, job.state, message)))

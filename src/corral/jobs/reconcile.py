@@ -21,6 +21,7 @@ from corral.jobs.actions import Action, CreateTask, FinishJob, FinishTask, KillT
 from corral.jobs.batch import reconcile_batch
 from corral.jobs.config import JobManagerConfig
 from corral.jobs.crash_loop import Streak, failure_streak, not_before
+from corral.jobs.redblack import reconcile_red_black
 from corral.jobs.service import reconcile_service
 from corral.jobs.task_machine import Ended, KillRequested, transition
 from corral.jobs.timeouts import deadline
@@ -58,10 +59,13 @@ def reconcile(job: Job, tasks: Sequence[Task], now: float, config: JobManagerCon
     elif job.descriptor.batch is not None:
         actions.extend(reconcile_batch(job, job.descriptor.batch, current, now, config))
     else:
-        service_actions, service_wake = reconcile_service(job, current, now, config)
-        actions.extend(service_actions)
-        if service_wake is not None:
-            wake_at = service_wake if wake_at is None else min(wake_at, service_wake)
+        for more, wake in (
+            reconcile_service(job, current, now, config),
+            reconcile_red_black(job, current, now),
+        ):
+            actions.extend(more)
+            if wake is not None:
+                wake_at = wake if wake_at is None else min(wake_at, wake)
     if any(isinstance(a, CreateTask) for a in actions):
         actions = _new_tasks(job, current, actions, now, config)
     return Reconciliation(tuple(actions), wake_at)

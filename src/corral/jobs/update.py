@@ -194,20 +194,29 @@ def _roll(
 def _failure(job: Job, tasks: Sequence[Task], now: float, state: Progress) -> str | None:
     rollout = job.rollout
     assert rollout is not None
-    version = rollout.to_version
-    for task in tasks:
-        if task.version != version:
-            continue
-        if task.is_finished:
-            reason = task.reason or FinishedReason.UNKNOWN_SYSTEM_ERROR
-            recent = (task.finished_at or 0.0) >= rollout.started_at
-            if recent and reason not in NOT_THE_VERSIONS_FAULT and not reason.is_system_error:
-                return f"task {task.id} of version {version} ended {reason.value}: {task.reason_detail}"
-        elif task.kill_reason is None and task.probes is not None and task.health is HealthStatus.UNHEALTHY:
-            return f"task {task.id} of version {version} is unhealthy: {task.probes.detail}"
+    failed = task_failure(tasks, rollout.started_at, rollout.to_version)
+    if failed is not None:
+        return failed
     if state.deadline_at is not None and now >= state.deadline_at:
         waited = now - (state.deadline_at - versions.strategy_of(job).rolling.progress_deadline_s)
         return f"no progress for {waited:.0f}s (progress_deadline_s), waiting for {state.waiting_for}"
+    return None
+
+
+def task_failure(tasks: Sequence[Task], since: float, version: int | None = None) -> str | None:
+    """The first task (of ``version``, if given) that ended by its own fault since ``since``, or is
+    unhealthy now, in words; None when there is none."""
+    for task in tasks:
+        if version is not None and task.version != version:
+            continue
+        label = f"task {task.id}" + (f" of version {version}" if version is not None else "")
+        if task.is_finished:
+            reason = task.reason or FinishedReason.UNKNOWN_SYSTEM_ERROR
+            recent = (task.finished_at or 0.0) >= since
+            if recent and reason not in NOT_THE_VERSIONS_FAULT and not reason.is_system_error:
+                return f"{label} ended {reason.value}: {task.reason_detail}"
+        elif task.kill_reason is None and task.probes is not None and task.health is HealthStatus.UNHEALTHY:
+            return f"{label} is unhealthy: {task.probes.detail}"
     return None
 
 
