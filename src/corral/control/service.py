@@ -478,6 +478,14 @@ class Service:
             },
             "alerts": self.alerts(),
             "jobs_set_aside": len(state.set_aside),
+            "drains": {
+                "hosts": len(state.drained),
+                "relocating": len(state.relocating()),
+                "plans": self._drainer.plans,
+                "last_plan_ms": round(self._drainer.plan_ms, 3),
+                "plan_ms_total": round(self._drainer.plan_ms_total, 3),
+                "leader_unsure": self._drainer.unsure,
+            },
         }
 
     @property
