@@ -302,3 +302,51 @@ def test_a_rollout_survives_the_leader_killed_mid_way(pair: Pair) -> None:
         assert made == {1: 6, 2: 6}, made
     finally:
         fleet.close()
+
+
+def test_a_drain_survives_the_leader_killed_mid_way(pair: Pair) -> None:
+    """The new leader finishes the drain from the tasks as they are: each task moved once, budget held."""
+    from tests.integration.test_rollouts import Poller, probed_service
+
+    fleet = Fleet(pair.urls, FleetSpec(count=4, heartbeat_backoff_max_s=0.5))
+    try:
+        fleet.wait_connected()
+        first = pair.leader()
+        spec = probed_service(8, ["true"])
+        spec["disruption_budget"] = {"availability_percentage": 75}
+        job_id = first.submit(spec)["id"]
+
+        def ready(m: MasterProcess) -> list[dict[str, Any]]:
+            return [
+                t
+                for t in m.tasks(job_id)
+                if t["state"] == "Started" and t.get("ready") and not t.get("kill_reason")
+            ]
+
+        wait_for(lambda: len(ready(first)) == 8, 30, what="8 ready tasks")
+        host = Counter(t["host_id"] for t in ready(first)).most_common(1)[0][0]
+        on_host = {t["id"] for t in ready(first) if t["host_id"] == host}
+        assert len(on_host) >= 2
+        first.http.post(f"/api/v1/hosts/{host}/drain").raise_for_status()
+        wait_for(
+            lambda: any(t["reason"] == "relocated" for t in first.tasks(job_id) if t["id"] in on_host),
+            60,
+            what="the first task moved",
+        )
+        first.kill()
+        second = pair.leader()
+        assert second is not first
+        poller = Poller(second, job_id, lambda: len(ready(second)))
+        wait_for(
+            lambda: second.http.get(f"/api/v1/hosts/{host}/drain").json().get("remaining") == 0,
+            90,
+            what="the new leader to finish the drain (once the host has registered with it)",
+        )
+        assert poller.stop() >= 6  # 75 % of 8
+        tasks = second.tasks(job_id)
+        assert all(t["reason"] == "relocated" for t in tasks if t["id"] in on_host)
+        # One replacement per moved task (a relocation the old leader started is not started again).
+        assert len(tasks) == 8 + len(on_host), Counter(t["state"] for t in tasks)
+        assert len(ready(second)) == 8
+    finally:
+        fleet.close()
