@@ -64,6 +64,8 @@ def test_counters_histograms_and_gauges_follow_a_run(tmp_path: Path) -> None:
         grew("corral_scheduler_rejections_total", 3, filter="resources:cpu")  # the 64-cpu task, on 3 hosts
         grew("corral_canary_schedule_launch_seconds_count", 1)
         assert value(running, "corral_cluster_allocated", resource="cpu") >= 0
+        assert value(running, "corral_tasks_health", health="healthy") >= 1  # running, no probes: healthy
+        assert value(running, "corral_tasks_relocating") == 0
         assert value(after, "corral_tasks", state="Accepted") >= 1  # the huge one waits
         assert value(after, "corral_tasks_pending") >= 1
         assert value(after, "corral_jobs", type="batch", state="Accepted") >= 1

@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 
 from corral.control.master import Master
 from corral.control.overview import PENDING_BUCKETS_S, allocation, health_of, pending_ages
+from corral.domain.states import TaskState
 
 __all__ = ["CONTENT_TYPE_LATEST", "scrape"]
 
@@ -41,9 +42,26 @@ class MasterCollector(Collector):
         yield aside
 
         tasks = GaugeMetricFamily("corral_tasks", "Tasks the leader holds, by state", labels=["state"])
-        for value, count in sorted(Counter(t.state.value for t in state.tasks.values()).items()):
+        task_health = GaugeMetricFamily(
+            "corral_tasks_health", "Running tasks by what their probes say", labels=["health"]
+        )
+        by_state: Counter[str] = Counter()
+        by_health: Counter[str] = Counter()
+        for t in state.tasks.values():
+            by_state[t.state.value] += 1
+            if t.state is TaskState.STARTED:
+                by_health[t.health.value] += 1
+        for value, count in sorted(by_state.items()):
             tasks.add_metric([value], float(count))
+        for value, count in sorted(by_health.items()):
+            task_health.add_metric([value], float(count))
         yield tasks
+        yield task_health
+        relocating = GaugeMetricFamily(
+            "corral_tasks_relocating", "Tasks whose replacement starts elsewhere before they stop (drains)"
+        )
+        relocating.add_metric([], float(len(state.relocating())))
+        yield relocating
 
         waiting = GaugeMetricFamily(
             "corral_tasks_pending_longer_than",
