@@ -142,6 +142,7 @@ def test_console_follows_a_cluster_live(master: MasterProcess, page: Page, tmp_p
         started = page.locator("#tasks-table tr[data-task][data-state='Started']")
         expect(started).to_have_count(2)
         expect(started.first).to_contain_text(host)
+        expect(started.first.locator("td").nth(4)).to_have_text("healthy")  # running, no probes
         started.first.click()
         history = page.locator("#tasks-table tr[data-history-of]")
         for state in ("Accepted", "Launched", "StartInitiated", "Started"):

@@ -208,11 +208,40 @@ views.fleet = (root) => {
   );
   return async () => {
     const [overview, hostList] = await Promise.all([get("/overview?top=5"), get("/hosts")]);
-    fill(summary, fleetCards(overview));
+    const draining = hostList.items.filter((h) => h.draining && h.tasks > 0).slice(0, 10);
+    const drains = await Promise.all(draining.map((h) => get(`/hosts/${encodeURIComponent(h.id)}/drain`)));
+    fill(summary, [...fleetCards(overview), drains.length ? drainCard(drains) : null]);
     last = hostList.items;
     drawHosts();
   };
 };
+
+function drainCard(drains) {
+  // What each draining host still holds, and what its tasks wait for (corral host drain --status).
+  return el(
+    "div",
+    { class: "card", id: "card-drains" },
+    el("h3", {}, "Drains"),
+    el(
+      "dl",
+      { class: "kv" },
+      drains.map((d) => {
+        const kinds = {};
+        for (const t of d.tasks) kinds[t.kind] = (kinds[t.kind] || 0) + 1;
+        const first = d.tasks.find((t) => t.kind !== "stopping");
+        return [
+          el("dt", { class: "mono" }, d.host_id),
+          el(
+            "dd",
+            { title: first ? `${first.task_id}: ${first.detail}${first.replacement_pending ? " — " + first.replacement_pending : ""}` : "" },
+            `${d.remaining} tasks: `,
+            Object.entries(kinds).map(([k, n]) => [badge(`${k} ${n}`, k === "budget" || k === "leader" ? "warn" : "ok"), " "]),
+          ),
+        ];
+      }),
+    ),
+  );
+}
 
 function health(host) {
   if (host.state === "unreachable") return "unreachable";
@@ -369,15 +398,16 @@ views.job = (root, route) => {
           el("td", { class: "num" }, t.index ?? "—"),
           el("td", { class: "num" }, t.attempt),
           el("td", {}, badge(t.state)),
+          el("td", { title: t.probes ? t.probes.detail : "" }, t.state === "Started" ? badge(t.health) : "", t.version > 1 ? ` v${t.version}` : ""),
           el("td", { class: "mono" }, t.host_id || ""),
           el("td", {}, taskWhy(t)),
           el("td", { title: clock(t.started_at) }, t.started_at ? ago(t.started_at) : ""),
         ),
       );
-      if (open) rows.push(el("tr", { class: "expand", dataset: { historyOf: t.id } }, el("td", { colspan: 7 }, taskHistory(t))));
+      if (open) rows.push(el("tr", { class: "expand", dataset: { historyOf: t.id } }, el("td", { colspan: 8 }, taskHistory(t))));
     }
     fill(tasks, [
-      rows.length ? table(["Task", "Index#", "Attempt#", "State", "Host", "Reason", "Started"], rows, { id: "tasks-table" }) : empty("no tasks"),
+      rows.length ? table(["Task", "Index#", "Attempt#", "State", "Health", "Host", "Reason", "Started"], rows, { id: "tasks-table" }) : empty("no tasks"),
     ]);
     fill(history, [
       table(
@@ -427,8 +457,21 @@ function jobHead(job) {
         ),
       ),
       el("div", { class: "card" }, el("h3", {}, "Live tasks"), countsOf(job.task_counts)),
+      job.rollout || job.red_black ? el("div", { class: "card", id: "rollout" }, el("h3", {}, "Changes"), changesOf(job)) : null,
     ),
   ];
+}
+
+function changesOf(job) {
+  const r = job.rollout;
+  const rb = job.red_black;
+  return el(
+    "dl",
+    { class: "kv" },
+    el("dt", {}, "version"), el("dd", {}, `${job.version}`),
+    r ? [el("dt", {}, r.revert_of ? "revert" : "rollout"), el("dd", {}, `${r.from_version} → ${r.to_version} `, badge(r.phase, r.phase === "failed" ? "bad" : r.phase === "succeeded" ? "ok" : "warn"), r.detail ? ` ${r.detail}` : "")] : null,
+    rb ? [el("dt", {}, "red/black"), el("dd", {}, `after ${rb.previous} `, badge(rb.phase, rb.phase === "failed" ? "bad" : rb.phase === "done" ? "ok" : "warn"), rb.detail ? ` ${rb.detail}` : "")] : null,
+  );
 }
 
 function taskWhy(t) {
