@@ -37,8 +37,11 @@ class DockerNode:
         docker_config: DockerConfig | None = None,
         resources: Resources | None = None,
         metrics: AgentMetrics | None = None,
+        port_range: tuple[int, int] = (31000, 31999),
     ) -> None:
         self.metrics = metrics
+        # Agents on one Docker Engine share its host ports: give each its own range when several run.
+        self.port_range = port_range
         self.resources = resources or Resources(4.0, 8192, 100_000, 10_000, 0)
         self.master_url = master_url
         self.host_id = host_id
@@ -62,7 +65,7 @@ class DockerNode:
                 master_url=self.master_url,
                 resources=self.resources,
                 attributes=HostAttributes(zone="local", instance_type="docker-host"),
-                port_range=(31000, 31999),
+                port_range=self.port_range,
                 backoff_max_s=0.5,
                 host_status_s=0.3,
                 housekeeping_s=0.5,
@@ -188,9 +191,15 @@ class Registry:
 
 @contextlib.contextmanager
 def node(
-    master_url: str, host_id: str, metrics: AgentMetrics | None = None, **docker_options: Any
+    master_url: str,
+    host_id: str,
+    metrics: AgentMetrics | None = None,
+    port_range: tuple[int, int] = (31000, 31999),
+    **docker_options: Any,
 ) -> Iterator[DockerNode]:
-    n = DockerNode(master_url, host_id, DockerConfig(host_id, **docker_options), metrics=metrics)
+    n = DockerNode(
+        master_url, host_id, DockerConfig(host_id, **docker_options), metrics=metrics, port_range=port_range
+    )
     try:
         yield n
     finally:
