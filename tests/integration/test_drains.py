@@ -89,6 +89,7 @@ def test_a_host_group_drains_a_partition_at_a_time(tmp_path: Path) -> None:
             spare.wait_connected()
 
             poller = Poller(master, job_id)
+            on_group = {t["id"] for t in ready(master, job_id)}  # every task is on the group's hosts
             answer = master.http.post("/api/v1/hosts/groups/old/drain", json={"partition_percent": 40})
             assert answer.status_code == 200, answer.text
             assert [len(p["hosts"]) for p in answer.json()["partitions"]] == [2, 2, 1]
@@ -114,6 +115,11 @@ def test_a_host_group_drains_a_partition_at_a_time(tmp_path: Path) -> None:
             assert sorted(set(seen)) == [0, 1, 2]
             tasks = [t for t in ready(master, job_id)]
             assert len(tasks) == 10 and all(t["host_id"].startswith("new") for t in tasks)
+            # Hosts of later partitions took no new tasks meanwhile (cordoned): nothing was moved twice.
+            moved = [t for t in master.tasks(job_id) if t["reason"] == "relocated"]
+            assert {t["id"] for t in moved} == on_group
+            hosts = master.http.get("/api/v1/hosts").json()["items"]
+            assert not any(h["cordoned"] for h in hosts)
             again = master.http.post("/api/v1/hosts/groups/old/drain/resume")
             assert again.status_code == 409 and again.json()["code"] == "group_drain_done"
         finally:

@@ -237,6 +237,7 @@ class AgentHub:
             state=HostState.READY,
             enabled=previous.enabled if previous else True,
             draining=msg.agent_id in self.state.drained,
+            cordoned=msg.agent_id in self.state.cordoned,
             quarantined_until=previous.quarantined_until if previous else None,
             quarantine_detail=previous.quarantine_detail if previous else "",
             registered_at=now,

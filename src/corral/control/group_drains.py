@@ -102,7 +102,9 @@ class GroupDrains:
         return self.records[group]
 
     async def tick(self, now: float) -> None:
-        """Advance each running drain whose current partition is empty; drain what it says should drain."""
+        """Advance each running drain whose current partition is empty; drain what it says should drain, and
+        cordon the hosts it will drain later (no new tasks there, so nothing moved lands on them)."""
+        later: set[str] = set()
         for group, record in list(self.records.items()):
             drain = record.drain
             if drain.state == "running":
@@ -111,9 +113,13 @@ class GroupDrains:
                     log.info("group drain %s: %s", group, moved.describe())
                     record = GroupDrainRecord(moved, record.deadline_s)
                     await self._keep(record)
-            for host in hosts_to_drain(record.drain):
+            now_draining = hosts_to_drain(record.drain)
+            for host in now_draining:
                 if host not in self.state.drained and host in self.state.hosts:
                     await self.ops.set_draining(host, True, now, record.deadline_s)
+            if record.drain.state in ("running", "paused"):
+                later |= set(record.drain.hosts) - set(now_draining)
+        self.ops.set_cordoned(later)
 
     def _empty(self, host: str) -> bool:
         return host in self.state.drained and not self.state.tasks_on_host(host)

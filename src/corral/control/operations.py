@@ -123,6 +123,15 @@ class Operations:
             self.state.drained.pop(host_id, None)
         self.ledger.set_host(replace(host, draining=draining))
 
+    def set_cordoned(self, host_ids: set[str]) -> None:
+        """Exactly ``host_ids`` take no new tasks while their tasks stay (the later partitions of group
+        drains: tasks moved off the current partition should not land on hosts drained next)."""
+        for host_id in self.state.cordoned ^ host_ids:
+            host = self.state.hosts.get(host_id)
+            if host is not None:
+                self.ledger.set_host(replace(host, cordoned=host_id in host_ids))
+        self.state.cordoned = set(host_ids)
+
     def require_group(self, name: str) -> None:
         """Jobs name an existing capacity group."""
         if name not in self.state.groups:

@@ -33,7 +33,7 @@ def health_of(host: Host) -> str:
         return "unhealthy"
     if host.quarantined:
         return "quarantined"
-    if host.draining or not host.enabled:
+    if host.draining or host.cordoned or not host.enabled:
         return "draining"
     return "healthy"
 

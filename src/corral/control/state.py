@@ -35,6 +35,7 @@ class ClusterState:
         self.groups: dict[str, CapacityGroup] = {DEFAULT_GROUP: default_group()}
         # Hosts an operator is draining, with when and the batch deadline (kept across restarts).
         self.drained: dict[str, DrainingHost] = {}
+        self.cordoned: set[str] = set()  # hosts a group drain will drain later: no new tasks meanwhile
         self._relocating: dict[str, None] = {}  # live tasks whose replacement starts elsewhere first
         self.host_images: dict[str, frozenset[str]] = {}
         self.classes = JobClasses(self.cluster)  # each job as the scheduler sees it

@@ -43,6 +43,7 @@ class Host:
     healthy: bool = True  # the agent's own health checks pass
     health_detail: str = ""
     draining: bool = False  # an operator asked for no new work here
+    cordoned: bool = False  # no new work either, its tasks stay: a later partition of a group drain
     quarantined_until: float | None = None  # its tasks kept failing for system reasons: no new work ...
     quarantine_detail: str = ""  # ... and why
 
@@ -57,6 +58,7 @@ class Host:
             and self.enabled
             and self.healthy
             and not self.draining
+            and not self.cordoned
             and not self.quarantined
         )
 

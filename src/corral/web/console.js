@@ -247,7 +247,7 @@ function health(host) {
   if (host.state === "unreachable") return "unreachable";
   if (!host.healthy) return "unhealthy";
   if (host.quarantined_until != null) return "quarantined";
-  if (host.draining || !host.enabled) return "draining";
+  if (host.draining || host.cordoned || !host.enabled) return "draining";
   return "healthy";
 }
 
