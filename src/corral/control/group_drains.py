@@ -102,24 +102,28 @@ class GroupDrains:
         return self.records[group]
 
     async def tick(self, now: float) -> None:
-        """Advance each running drain whose current partition is empty; drain what it says should drain, and
-        cordon the hosts it will drain later (no new tasks there, so nothing moved lands on them)."""
-        later: set[str] = set()
+        """Advance each running drain whose current partition is empty; cordon the hosts it will drain later
+        (no new tasks there, so nothing moved lands on them) before draining what it says should drain."""
         for group, record in list(self.records.items()):
-            drain = record.drain
-            if drain.state == "running":
-                moved = advance(drain, self._empty, now)
-                if moved != drain:
+            if record.drain.state == "running":
+                moved = advance(record.drain, self._empty, now)
+                if moved != record.drain:
                     log.info("group drain %s: %s", group, moved.describe())
-                    record = GroupDrainRecord(moved, record.deadline_s)
-                    await self._keep(record)
-            now_draining = hosts_to_drain(record.drain)
-            for host in now_draining:
+                    await self._keep(GroupDrainRecord(moved, record.deadline_s))
+        # Every host of a running drain that is not draining yet (a later partition, or the current one
+        # until each of its hosts is marked) takes no new tasks.
+        later = {
+            host
+            for record in self.records.values()
+            if record.drain.state in ("running", "paused")
+            for host in record.drain.hosts
+            if host not in self.state.drained
+        }
+        self.ops.set_cordoned(later)
+        for record in list(self.records.values()):
+            for host in hosts_to_drain(record.drain):
                 if host not in self.state.drained and host in self.state.hosts:
                     await self.ops.set_draining(host, True, now, record.deadline_s)
-            if record.drain.state in ("running", "paused"):
-                later |= set(record.drain.hosts) - set(now_draining)
-        self.ops.set_cordoned(later)
 
     def _empty(self, host: str) -> bool:
         return host in self.state.drained and not self.state.tasks_on_host(host)
