@@ -156,3 +156,37 @@ def test_capacity_groups_modes_and_drain_from_the_command_line(master: MasterPro
     corral(master, "job", "kill", job["id"])
     master.wait_job_finished(job["id"])
     assert corral(master, "group", "delete", "render").returncode == 0
+
+
+def test_updating_a_service_from_the_command_line(master: MasterProcess, tmp_path: Path) -> None:
+    spec = service_job(2, ["sh", "-c", "echo v1; while true; do sleep 60; done"], application="cliupdate")
+    spec["container"]["health"] = {
+        "readiness": {"exec": {"command": ["true"]}, "interval_s": 0.2, "timeout_s": 0.2}
+    }
+    spec["update_strategy"] = {"rolling": {"canaries": 1, "min_healthy_s": 0.2, "progress_deadline_s": 30}}
+    job_id = master.submit(spec)["id"]
+    wait_for(lambda: len([t for t in master.tasks(job_id, ["Started"]) if t.get("ready")]) == 2, 30)
+    spec["container"]["command"] = ["sh", "-c", "echo v2; while true; do sleep 60; done"]
+    path = tmp_path / "v2.yaml"
+    path.write_text(yaml.safe_dump(spec))
+
+    updated = corral(master, "job", "update", job_id, "-f", str(path))
+    assert updated.returncode == 0 and "version 2 rolling out from version 1 (canary)" in updated.stdout, (
+        updated
+    )
+    wait_for(lambda: as_json(master, "job", "status", job_id)["waiting_for"].startswith("promotion"), 30)
+    status = corral(master, "job", "status", job_id)
+    assert "rollout 1 -> 2: canary" in status.stdout and "DESIRED" in status.stdout, status.stdout
+    assert "promoted" in corral(master, "job", "promote", job_id).stdout
+    wait_for(lambda: as_json(master, "job", "status", job_id)["rollout"]["phase"] == "succeeded", 30)
+    history = corral(master, "job", "history", job_id)
+    assert "* 2" in history.stdout and "healthy" in history.stdout, history.stdout
+    back = corral(master, "job", "rollback", job_id, "--to", "1")
+    assert back.returncode == 0 and "version 3" in back.stdout, back
+    # A rollback is a rollout like any other: its canary waits for a promotion too.
+    wait_for(lambda: as_json(master, "job", "status", job_id)["waiting_for"].startswith("promotion"), 30)
+    corral(master, "job", "promote", job_id)
+    wait_for(lambda: as_json(master, "job", "status", job_id)["rollout"]["phase"] == "succeeded", 30)
+    drain = corral(master, "host", "drain", "--status", "sim-0000")
+    assert drain.returncode == 0 and "not draining" in drain.stdout, drain
+    corral(master, "job", "kill", job_id)

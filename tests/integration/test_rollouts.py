@@ -138,6 +138,8 @@ def test_canaries_wait_for_promotion(tmp_path: Path) -> None:
             what="the canary to be healthy",
         )
         assert {v["version"]: v["ready"] for v in status["versions"]} == {1: 3, 2: 1}
+        assert {v["version"]: v["desired"] for v in status["versions"]} == {1: 3, 2: 1}
+        assert {v["version"]: v["healthy"] for v in status["versions"]}[2] == 1
         promoted = master.http.post(f"/api/v1/jobs/{job_id}/promote")
         assert promoted.status_code == 200, promoted.text
         wait_for(lambda: rollout_phase(master, job_id) == "succeeded", 60, what="the rollout after promotion")

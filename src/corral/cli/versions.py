@@ -139,8 +139,11 @@ def status(ctx: typer.Context, job_id: str) -> None:
             f"[bold]{r['phase']}[/bold] (started {ago(r['started_at'])})"
         )
     console.print(f"  desired {data['desired']}; waiting for: {data['waiting_for']}")
-    rows = ((v["version"], v["tasks"], v["placed"], v["ready"]) for v in data["versions"])
-    table("tasks by version", ("VERSION", "TASKS", "PLACED", "READY"), rows)
+    rows = (
+        (v["version"], v["desired"], v["tasks"], v["placed"], v["ready"], v["healthy"])
+        for v in data["versions"]
+    )
+    table("tasks by version", ("VERSION", "DESIRED", "TASKS", "PLACED", "READY", "HEALTHY"), rows)
 
 
 def _post(ctx: typer.Context, path: str, body: Any, verb: str) -> None:

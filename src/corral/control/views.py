@@ -11,13 +11,13 @@ from corral.domain.capacity import CapacityGroup
 from corral.domain.codec import to_builtins
 from corral.domain.host import Host
 from corral.domain.job import Job
-from corral.domain.readiness import is_ready
+from corral.domain.readiness import healthy_for, is_ready, ready_since
 from corral.domain.resources import ZERO
 from corral.domain.states import TaskState
 from corral.domain.task import Task
 from corral.jobs.service import active_tasks
-from corral.jobs.update import progress
-from corral.jobs.versions import versions_of
+from corral.jobs.update import desired_by_version, progress
+from corral.jobs.versions import strategy_of, versions_of
 from corral.scheduler import Pending
 
 
@@ -99,12 +99,21 @@ def rollout_view(job: Job, tasks: list[Task], now: float) -> dict[str, Any]:
     spec = job.descriptor.service
     desired = (spec.capacity.desired if spec.enabled else 0) if spec is not None else 0
     active = active_tasks(tasks)
-    per_version: dict[int, dict[str, int]] = {}
+    wanted = desired_by_version(job, desired)
+    min_healthy = strategy_of(job).rolling.min_healthy_s
+    per_version: dict[int, dict[str, int]] = {
+        n: {"desired": count, "tasks": 0, "placed": 0, "ready": 0, "healthy": 0}
+        for n, count in wanted.items()
+    }
     for t in active:
-        row = per_version.setdefault(t.version, {"tasks": 0, "placed": 0, "ready": 0})
+        row = per_version.setdefault(
+            t.version, {"desired": 0, "tasks": 0, "placed": 0, "ready": 0, "healthy": 0}
+        )
+        checks = job.container_of(t.version).health
         row["tasks"] += 1
         row["placed"] += t.on_host
-        row["ready"] += is_ready(t, job.container_of(t.version).health)
+        row["ready"] += is_ready(t, checks)
+        row["healthy"] += ready_since(t, checks) is not None and healthy_for(t, checks, now) >= min_healthy
     data["versions"] = [{"version": n, **per_version[n]} for n in sorted(per_version)]
     data["desired"] = desired
     if rollout is not None and rollout.phase.active:

@@ -59,6 +59,16 @@ def checks_of(job: Job) -> Callable[[Task], HealthChecks | None]:
     return lambda task: job.container_of(task.version).health
 
 
+def desired_by_version(job: Job, desired: int) -> dict[int, int]:
+    """How many tasks of each version the job wants now: the canaries beside the old version while they wait,
+    else all of its current version."""
+    rollout = job.rollout
+    if rollout is None or rollout.phase is not RolloutPhase.CANARY:
+        return {job.version: desired}
+    canaries = min(versions.strategy_of(job).rolling.canaries, max(desired, 1))
+    return {rollout.from_version: desired, rollout.to_version: canaries}
+
+
 def progress(job: Job, active: Sequence[Task], desired: int, now: float) -> Progress:
     rollout = job.rollout
     assert rollout is not None
