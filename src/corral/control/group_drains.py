@@ -120,10 +120,16 @@ class GroupDrains:
             if host not in self.state.drained
         }
         self.ops.set_cordoned(later)
+        # Only the current partition of a running or paused drain is drained here: a host of a finished
+        # partition that an operator undrained after its upgrade stays as the operator left it.
         for record in list(self.records.values()):
-            for host in hosts_to_drain(record.drain):
+            drain = record.drain
+            if drain.state not in ("running", "paused") or not drain.partitions:
+                continue
+            for host in drain.partitions[drain.current]:
                 if host not in self.state.drained and host in self.state.hosts:
                     await self.ops.set_draining(host, True, now, record.deadline_s)
+        self.ops.set_cordoned(later - set(self.state.drained))  # draining now: no cordon needed
 
     def _empty(self, host: str) -> bool:
         return host in self.state.drained and not self.state.tasks_on_host(host)
