@@ -294,9 +294,14 @@ def test_a_rollout_survives_the_leader_killed_mid_way(pair: Pair) -> None:
             return str(r.get("phase"))
 
         wait_for(lambda: phase() == "succeeded", 90, what="the new leader to finish the rollout")
-        tasks = second.tasks(job_id)
-        live = [t for t in tasks if t["state"] != "Finished"]
-        assert sorted(t["version"] for t in live) == [2] * 6
+
+        # The last old task may still be stopping when the rollout counts as done: wait for it to end.
+        def settled() -> list[dict[str, Any]] | None:
+            tasks = second.tasks(job_id)
+            return tasks if all(t["version"] == 2 for t in tasks if t["state"] != "Finished") else None
+
+        tasks = wait_for(settled, 30, what="the last old task to stop")
+        assert sorted(t["version"] for t in tasks if t["state"] != "Finished") == [2] * 6
         # One replacement per old task: 6 of version 1, 6 of version 2, and none made twice.
         made = Counter(t["version"] for t in tasks)
         assert made == {1: 6, 2: 6}, made
