@@ -105,6 +105,8 @@ def bodies(world: World) -> dict[tuple[str, str], Any]:
     """Valid bodies, so that a refusal is about who calls, never about what was sent."""
     return {
         ("post", "/api/v1/jobs"): with_changes(batch_job(["true"]), "owner.team_email", PAYMENTS_EMAIL),
+        ("post", "/api/v1/jobs/plan"): with_changes(batch_job(["true"]), "owner.team_email", PAYMENTS_EMAIL),
+        ("put", "/api/v1/hostgroups/{name}"): {"min_size": 0, "max_size": 3},
         ("put", "/api/v1/jobs/{job_id}/capacity"): {"min": 0, "desired": 1, "max": 4},
         ("put", "/api/v1/jobs/{job_id}/enabled"): {"enabled": False},
         ("put", "/api/v1/jobs/{job_id}/spec"): with_changes(

@@ -27,7 +27,8 @@ SEED = os.environ.get("CORRAL_FUZZ_SEED", "1")
 
 @pytest.fixture(scope="module")
 def master(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MasterProcess]:
-    m = MasterProcess(Path(tmp_path_factory.mktemp("fuzz"))).start()
+    # No autoscaler: a fuzzed host group must not make a provider start real agent processes.
+    m = MasterProcess(Path(tmp_path_factory.mktemp("fuzz")), {"CORRAL_AUTOSCALE_INTERVAL_S": "0"}).start()
     fleet = Fleet(m.url, FleetSpec(count=2, heartbeat_backoff_max_s=1.0))
     try:
         fleet.wait_connected()

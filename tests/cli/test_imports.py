@@ -52,7 +52,19 @@ runpy.run_module("corral", run_name="__main__", alter_sys=True)
 
 # Modules that define commands: typer reads every command's annotations on every run, and string ones
 # (``from __future__ import annotations``) it compiles and evaluates each time, ~20 ms for the tree.
-COMMAND_MODULES = ("main", "jobs", "tasks", "hosts", "groups", "security", "admin", "top", "servers")
+COMMAND_MODULES = (
+    "main",
+    "jobs",
+    "tasks",
+    "hosts",
+    "groups",
+    "hostgroups",
+    "plans",
+    "security",
+    "admin",
+    "top",
+    "servers",
+)
 
 
 def server_modules(modules: list[str]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from tests.support.cluster import free_port, wait_for
+from tests.support.specs import batch_job
 
 pytestmark = pytest.mark.integration
 
@@ -67,3 +69,39 @@ def test_up_without_auth_lets_anyone_in_and_says_so(tmp_path: Path) -> None:
     finally:
         out = stop(proc)
     assert "authentication is off" in out
+
+
+def test_up_autoscale_starts_agent_processes_as_needed_and_stops_them_with_itself(tmp_path: Path) -> None:
+    proc, url = up(tmp_path, "--autoscale", "--max-hosts", "3")  # --agents 2: the group's min size
+    token_file = tmp_path / "data" / "admin.token"
+    try:
+        token = wait_for(lambda: token_file.exists() and token_file.read_text().strip(), 30, what="the token")
+        auth = {"Authorization": f"Bearer {token}"}
+        # Two hosts for min size (both idle: min_idle 1 holds).
+        wait_for(lambda: hosts(url, auth) == 2, 60, what="the local provider's agents to register")
+        group = httpx.get(f"{url}/api/v1/hostgroups/local", headers=auth, timeout=5).json()
+        assert group["provider"]["kind"] == "local" and group["max_size"] == 3
+        # Work that fills both (8 cpu each): a third host comes, to keep one idle.
+        spec = batch_job(["sleep", "600"], size=16)
+        spec["container"]["resources"]["cpu"] = 1.0
+        assert httpx.post(f"{url}/api/v1/jobs", json=spec, headers=auth, timeout=5).status_code == 201
+        wait_for(lambda: hosts(url, auth) == 3, 60, what="a third agent to keep one host idle")
+        pids = wait_for(lambda: len(p := _pids(tmp_path)) == 3 and p, 10, what="3 instance records")
+        assert all(_alive(pid) for pid in pids)
+    finally:
+        stop(proc)
+    wait_for(lambda: not any(_alive(pid) for pid in pids), 30, what="the agents to stop with `up`")
+
+
+def _pids(tmp: Path) -> list[int]:
+    records = (tmp / "data" / "providers" / "local" / "local" / "instances").glob("*.json")
+    return [int(json.loads(r.read_text())["pid"]) for r in records]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"

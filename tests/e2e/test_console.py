@@ -118,12 +118,19 @@ def test_console_follows_a_cluster_live(master: MasterProcess, page: Page, tmp_p
     host = unique_host("console")
     with node(master.url, host):
         # the console loads (signed in with a read-only token): the fleet view shows the agent, healthy
+        # the agent's host group, configured without a provider: shown, never scaled
+        configured = master.http.put("/api/v1/hostgroups/default", json={"min_size": 0, "max_size": 4})
+        assert configured.status_code == 200, configured.text
         page.context.add_cookies([{"name": "corral_token", "value": viewer_token(master), "url": master.url}])
         page.goto(master.url + "/?poll=0")  # no polling: only the event stream updates the page
         expect(page.locator("#live")).to_have_text("live")
         row = page.locator(f"#hosts-table tr[data-host='{host}']")
         expect(row).to_contain_text("healthy")
         expect(page.locator("#card-hosts")).to_contain_text("1 healthy")
+        hostgroup = page.locator("#card-hostgroups [data-hostgroup='default']")
+        expect(hostgroup).to_contain_text("none, not scaled")
+        expect(hostgroup).to_contain_text("hosts 1 · idle 1")
+        expect(hostgroup).to_contain_text("min 0 · max 4")
         shoot(page, "1-fleet")
 
         # a job submitted through the CLI appears in the jobs list without a reload

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from corral.agent.agent import Agent, AgentConfig
 from corral.agent.metrics import AgentMetrics
@@ -27,6 +27,9 @@ class FleetSpec:
     zones: tuple[str, ...] = ("zone-a", "zone-b", "zone-c")
     instance_type: str = "sim.2xlarge"
     host_group: str = "default"
+    attributes: dict[str, str] = field(default_factory=dict)  # custom attributes of every agent
+    port_range: tuple[int, int] = (30000, 32767)
+    ids: tuple[str, ...] = ()  # exact agent ids, one per agent (default: <id_prefix>-0000, -0001, ...)
     heartbeat_backoff_max_s: float = 5.0
     ping_interval_s: float = 10.0
     network_interfaces: int = 8
@@ -36,7 +39,7 @@ class FleetSpec:
     state_dir: str = ""  # where each agent keeps the credential minted for its host ("": in memory)
 
     def config(self, index: int, master_url: str) -> AgentConfig:
-        agent_id = f"{self.id_prefix}-{index:04d}"
+        agent_id = self.ids[index] if index < len(self.ids) else f"{self.id_prefix}-{index:04d}"
         return AgentConfig(
             agent_id=agent_id,
             master_url=master_url,
@@ -45,7 +48,9 @@ class FleetSpec:
                 zone=self.zones[index % len(self.zones)],
                 instance_type=self.instance_type,
                 host_group=self.host_group,
+                custom=dict(self.attributes),
             ),
+            port_range=self.port_range,
             backoff_max_s=self.heartbeat_backoff_max_s,
             ping_interval_s=self.ping_interval_s,
             network_interfaces=self.network_interfaces,

@@ -16,10 +16,12 @@ from corral.api import (
     errors,
     events,
     groups,
+    hostgroups,
     hosts,
     jobs,
     limits,
     metrics,
+    plans,
     security,
     tasks,
 )
@@ -54,7 +56,20 @@ def create_app(config: MasterConfig, on_fatal: Callable[[BaseException], None] |
     limits.install_limits(app, config.max_body_bytes, config.request_timeout_s)
     if config.read_scope not in ("all", "team"):
         raise ValueError(f"read_scope must be 'all' or 'team', not {config.read_scope!r}")
-    for module in (jobs, tasks, hosts, groups, events, admin, security, metrics, agent_stream, console):
+    for module in (
+        jobs,
+        plans,
+        tasks,
+        hosts,
+        groups,
+        hostgroups,
+        events,
+        admin,
+        security,
+        metrics,
+        agent_stream,
+        console,
+    ):
         app.include_router(module.router)
     app.mount("/ui", console.static_files(), name="ui")
     auth.check_routes(app)

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from corral.domain.capacity import CapacityGroup, Tier
 from corral.domain.codec import from_builtins
+from corral.domain.errors import ValidationError
+from corral.domain.hostgroup import HostGroup, HostShape
 from corral.domain.job import Capacity, JobDescriptor
 from corral.domain.resources import Resources
 from corral.domain.validation import check_strings
@@ -277,6 +279,96 @@ class CapacityGroupModel(CapacityGroupBody):
     name: str
 
 
+# Host groups: the defaults shown in the API's schema are the domain's own (one source of truth).
+_GROUP = HostGroup("_")
+_SHAPE = HostShape()
+
+
+def _scalars_as_text(value: Any) -> Any:
+    """A YAML file's ``grace_s: 5`` or ``spot: true`` in a string map, as the text it means."""
+    if not isinstance(value, dict):
+        return value
+    return {
+        k: str(v).lower() if isinstance(v, bool) else str(v) if isinstance(v, int | float) else v
+        for k, v in value.items()
+    }
+
+
+class HostResourcesModel(Strict):
+    cpu: float = _SHAPE.resources.cpu
+    memory_mb: int = _SHAPE.resources.memory_mb
+    disk_mb: int = _SHAPE.resources.disk_mb
+    network_mbps: int = _SHAPE.resources.network_mbps
+    gpu: int = _SHAPE.resources.gpu
+
+
+class HostShapeModel(Strict):
+    """What a new host of the group offers; its agent registers so."""
+
+    resources: HostResourcesModel = Field(default_factory=HostResourcesModel)
+    zones: list[str] = Field(
+        default_factory=lambda: list(_SHAPE.zones), description="new hosts go round robin"
+    )
+    instance_type: str = _SHAPE.instance_type
+    attributes: dict[str, str] = Field(default_factory=dict, description="custom attributes of each host")
+    port_range: tuple[int, int] = Field(_SHAPE.port_range, description="[low, high] host ports for tasks")
+
+    @field_validator("attributes", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return _scalars_as_text(value)
+
+
+class ProviderModel(Strict):
+    kind: str = Field(_GROUP.provider.kind, description="none (never scaled), local or aws")
+    config: dict[str, str] = Field(
+        default_factory=dict, description="local: runtime (sim or docker); aws: asg, region, endpoint_url"
+    )
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _as_text(cls, value: Any) -> Any:
+        return _scalars_as_text(value)
+
+
+class HostGroupBody(Body):
+    """A host group's configuration; ``name``, if given, must be the one in the path."""
+
+    name: str | None = None
+    shape: HostShapeModel = Field(default_factory=HostShapeModel)
+    min_size: int = _GROUP.min_size
+    max_size: int = Field(_GROUP.max_size, description="0: no upper bound of the group's own")
+    min_idle: int = Field(_GROUP.min_idle, description="idle hosts kept ready for a burst")
+    max_idle: int = Field(
+        _GROUP.max_idle, description="idle hosts above this are scaled down (0: above min_idle)"
+    )
+    scale_up_cooldown_s: float = _GROUP.scale_up_cooldown_s
+    scale_down_cooldown_s: float = _GROUP.scale_down_cooldown_s
+    unneeded_for_s: float = Field(
+        _GROUP.unneeded_for_s,
+        description="a host is removed only once unneeded (idle, or its tasks fit elsewhere) this long",
+    )
+    cost_per_host: float = _GROUP.cost_per_host
+    provider: ProviderModel = Field(default_factory=ProviderModel)
+    pending_after_s: float = Field(
+        _GROUP.pending_after_s, description="tasks pending this long count for a scale-up"
+    )
+    removal_deadline_s: float = Field(
+        _GROUP.removal_deadline_s, description="batch tasks on a host being removed may finish until this"
+    )
+    replace_after_s: float = Field(_GROUP.replace_after_s, description="a host bad this long is replaced")
+    replace_max_percent: float = Field(
+        _GROUP.replace_max_percent, description="at most this share of the group replaced at a time"
+    )
+    autoscale: bool = Field(_GROUP.autoscale, description="false: shown and explained, never scaled")
+    description: str = _GROUP.description
+
+    def to_domain(self, name: str) -> HostGroup:
+        if self.name is not None and self.name != name:
+            raise ValidationError("name_mismatch", f"the body names {self.name!r}, the path {name!r}", "name")
+        return from_builtins({**self.model_dump(), "name": name}, HostGroup)
+
+
 class ModeModel(Body):
     mode: Mode
 
@@ -285,4 +377,37 @@ class ResolveModel(Body):
     action: Literal["kill", "keep", "dismiss", "retry"] = Field(
         description="unknown tasks: kill them, or keep them running; an impostor alert: dismiss; "
         "a job set aside: retry it"
+    )
+
+
+# -- responses: the placement of a task ------------------------------------------------------------
+
+
+class HostScoreModel(BaseModel):
+    host_id: str
+    score: float = Field(description="the sum of the contributions: higher is a better host for the task")
+    feasible: bool = Field(description="every hard filter lets the task onto the host now")
+    rank: int = Field(description="1 = the best host that could take the task now; 0: it could not")
+    contributions: dict[str, float] = Field(description="per scorer (profile weights' names): share x value")
+    values: dict[str, float] = Field(description="per scorer: its value on this host, in [0, 1]")
+
+
+class RankingModel(BaseModel):
+    chosen: HostScoreModel | None = Field(description="the task's own host (null: no longer registered)")
+    others: list[HostScoreModel] = Field(description="the best other hosts that could take it now")
+    feasible: int = Field(description="hosts that could take the task now")
+    weights: dict[str, float] = Field(description="the profile's weight of each scorer")
+    shares: dict[str, float] = Field(description="each scorer's weight over the sum of the weights")
+    mode: str = Field(description="the scheduling mode of the task's tier (pack or spread)")
+    note: str
+
+
+class PlacementModel(BaseModel):
+    task_id: str
+    state: str
+    host_id: str | None
+    ready_at: float
+    pending: dict[str, Any] | None = Field(None, description="why an Accepted task waits")
+    ranking: RankingModel | None = Field(
+        None, description="for a task on a host: its host against the best others, as of now"
     )

@@ -9,6 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from corral.api.auth import PrincipalDep, WriterDep
 from corral.api.deps import ServiceDep
+from corral.api.models import PlacementModel
 from corral.api.responses import errors
 from corral.domain.states import TaskState
 from corral.store.protocol import TaskQuery
@@ -38,11 +39,18 @@ async def get_task(task_id: str, service: ServiceDep, principal: PrincipalDep) -
 
 @router.get(
     "/{task_id}/placement",
-    summary="Why a task is where it is, or why it is still pending",
-    responses=errors(404),
+    summary="Why a task is where it is (its host against the best others now), or why it is still pending",
+    response_model=PlacementModel,
+    response_model_exclude_unset=True,
+    responses=errors(400, 404),
 )
-async def placement(task_id: str, service: ServiceDep, principal: PrincipalDep) -> dict[str, Any]:
-    return await service.placement(principal, task_id)
+async def placement(
+    task_id: str,
+    service: ServiceDep,
+    principal: PrincipalDep,
+    top: Annotated[int, Query(ge=0, le=100, description="other hosts to rank beside the task's own")] = 5,
+) -> dict[str, Any]:
+    return await service.placement(principal, task_id, top)
 
 
 @router.post(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from corral.cli import versions
+from corral.cli import plans, versions
 from corral.cli.context import api_errors, settings
 from corral.cli.output import (
     JOB_COLUMNS,
@@ -180,3 +180,4 @@ def disable(ctx: typer.Context, job_id: str) -> None:
 
 
 versions.register(app)
+plans.register(app)

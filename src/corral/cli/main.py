@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from corral import __version__
-from corral.cli import admin, groups, hosts, jobs, security, servers, tasks, top
+from corral.cli import admin, groups, hostgroups, hosts, jobs, security, servers, tasks, top
 from corral.cli.client import default_master
 from corral.cli.context import Settings, api_errors, settings
 from corral.cli.output import console, emit_json
@@ -22,6 +22,7 @@ app.add_typer(jobs.app, name="job")
 app.add_typer(tasks.app, name="task")
 app.add_typer(hosts.app, name="host")
 app.add_typer(groups.app, name="group")
+app.add_typer(hostgroups.app, name="hostgroup")
 app.add_typer(groups.scheduler_app, name="scheduler")
 app.command()(servers.master)
 app.command()(servers.agent)

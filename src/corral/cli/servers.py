@@ -7,7 +7,7 @@ its help, must stay as cheap as a client command (tests/cli/test_imports.py).
 
 import logging
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -17,6 +17,7 @@ from corral.cli.client import default_master
 from corral.cli.output import console
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Callable, Coroutine
     from typing import Any
 
@@ -44,11 +45,41 @@ def master_config(data_dir: Path, host: str, port: int, store_url: str) -> "Mast
     )
 
 
-def fleet_spec(count: int, prefix: str, cpu: float, memory_mb: int, zones: str) -> "FleetSpec":
+@dataclass(frozen=True)
+class HostOptions:
+    """What ``corral agent`` says of its hosts beyond cores, memory and zones: how a provider's instance
+    registers as a host of its group (providers/local.py, and an instance's boot script)."""
+
+    host_group: str = "default"
+    instance_type: str = ""  # "": the runtime's own (sim.2xlarge, docker-host)
+    attributes: dict[str, str] = field(default_factory=dict)  # custom attributes
+    port_range: tuple[int, int] | None = None  # None: 30000-32767 (docker: split between the agents)
+    exact_id: bool = False  # a single agent's id is the given id itself (sim: no -0000 suffix)
+    disk_mb: int | None = None
+    network_mbps: int | None = None
+    gpu: int | None = None
+
+
+def fleet_spec(
+    count: int, prefix: str, cpu: float, memory_mb: int, zones: str, host: HostOptions | None = None
+) -> "FleetSpec":
     from corral.agent.pool import FleetSpec
 
-    return FleetSpec(
+    spec = FleetSpec(
         count=count, id_prefix=prefix, cpu=cpu, memory_mb=memory_mb, zones=tuple(zones.split(","))
+    )
+    if host is None:
+        return spec
+    return replace(
+        spec,
+        ids=(prefix,) if host.exact_id and count == 1 else (),
+        host_group=host.host_group,
+        instance_type=host.instance_type or spec.instance_type,
+        attributes=dict(host.attributes),
+        port_range=host.port_range or spec.port_range,
+        disk_mb=spec.disk_mb if host.disk_mb is None else host.disk_mb,
+        network_mbps=spec.network_mbps if host.network_mbps is None else host.network_mbps,
+        gpu=spec.gpu if host.gpu is None else host.gpu,
     )
 
 
@@ -155,14 +186,16 @@ def agent_pool(
     token: str = "",
     ca_file: str = "",
     state_dir: str = "",
+    host: HostOptions | None = None,
 ) -> "AgentPool":
     """``count`` agents of ``runtime``: simulated hosts, or this machine's Docker (port ranges split).
     Each keeps the credential the master mints for its host in ``state_dir``."""
     from corral.agent.pool import AgentPool, credential_path
 
+    host = host or HostOptions()
     if runtime == "sim":
         spec = replace(
-            fleet_spec(count, id_prefix, cpu or 8.0, memory_mb or 32768, zones),
+            fleet_spec(count, id_prefix, cpu or 8.0, memory_mb or 32768, zones, host),
             token=token,
             ca_file=ca_file,
             state_dir=state_dir,
@@ -176,17 +209,31 @@ def agent_pool(
     from corral.domain.host import HostAttributes
 
     zone_list = zones.split(",")
-    span = (32767 - 30000 + 1) // max(count, 1)
+    low, high = host.port_range or (30000, 32767)
+    span = (high - low + 1) // max(count, 1)
+    resources = local_resources(cpu, memory_mb)
+    resources = replace(
+        resources,
+        disk_mb=resources.disk_mb if host.disk_mb is None else host.disk_mb,
+        network_mbps=resources.network_mbps if host.network_mbps is None else host.network_mbps,
+        gpu=resources.gpu if host.gpu is None else host.gpu,
+    )
     agents = []
     for i in range(count):
         agent_id = id_prefix if count == 1 else f"{id_prefix}-{i}"
+        attributes = HostAttributes(
+            zone=zone_list[i % len(zone_list)],
+            instance_type=host.instance_type or "docker-host",
+            host_group=host.host_group,
+            custom=dict(host.attributes),
+        )
         agents.append(
             docker_agent(
                 master_url,
                 agent_id=agent_id,
-                resources=local_resources(cpu, memory_mb),
-                attributes=HostAttributes(zone=zone_list[i % len(zone_list)], instance_type="docker-host"),
-                port_range=(30000 + i * span, 30000 + (i + 1) * span - 1),
+                resources=resources,
+                attributes=attributes,
+                port_range=(low + i * span, low + (i + 1) * span - 1),
                 docker=DockerConfig(agent_id, log_retention_s=log_retention_s, registry=registry),
                 metrics=metrics,
                 token=token,
@@ -227,12 +274,28 @@ def agent(
     master_url: Annotated[str, typer.Option("--master", help="master URL (env CORRAL_MASTER)")] = "",
     runtime: Annotated[str, typer.Option(help="docker (real containers) or sim (simulated tasks)")] = "sim",
     count: Annotated[int, typer.Option(help="how many agents this process runs")] = 1,
-    id_prefix: Annotated[str, typer.Option("--id", help="agent id (sim: a prefix: <id>-0000, ...)")] = "",
+    id_prefix: Annotated[
+        str, typer.Option("--id", help="the agent's host id; with --count > 1 a prefix (sim <id>-0000, ...)")
+    ] = "",
     cpu: Annotated[float | None, typer.Option(help="cores per agent (docker: this machine's)")] = None,
     memory_mb: Annotated[int | None, typer.Option(help="memory per agent (docker: this machine's)")] = None,
+    disk_mb: Annotated[int | None, typer.Option(help="disk per agent (docker: this machine's)")] = None,
+    network_mbps: Annotated[int | None, typer.Option(help="network per agent")] = None,
+    gpu: Annotated[int | None, typer.Option(help="GPUs per agent")] = None,
     zones: Annotated[
         str, typer.Option(help="comma-separated zones, assigned round robin")
     ] = "zone-a,zone-b,zone-c",
+    host_group: Annotated[str, typer.Option(help="the host group its hosts belong to")] = "default",
+    instance_type: Annotated[str, typer.Option(help="instance type attribute (default: the runtime's)")] = "",
+    instance_id: Annotated[
+        str, typer.Option(help="the provider's instance id (custom attribute instance_id)")
+    ] = "",
+    attr: Annotated[
+        list[str] | None, typer.Option("--attr", help="custom attribute key=value (repeatable)")
+    ] = None,
+    port_range: Annotated[
+        str, typer.Option(help="host ports for tasks, low-high (docker: split between the agents)")
+    ] = "",
     log_retention: Annotated[
         float, typer.Option(help="docker: keep finished containers (and logs) s")
     ] = 3600.0,
@@ -272,6 +335,16 @@ def agent(
     setup_logging(log_level)
     if token_file and not token:
         token = Path(token_file).read_text().strip()
+    host = HostOptions(
+        host_group=host_group,
+        instance_type=instance_type,
+        attributes={**parse_attributes(attr or []), **({"instance_id": instance_id} if instance_id else {})},
+        port_range=parse_port_range(port_range),
+        exact_id=bool(id_prefix) and count == 1,
+        disk_mb=disk_mb,
+        network_mbps=network_mbps,
+        gpu=gpu,
+    )
     isolate_or_exit(runtime, master_url or default_master(), metrics_port, port_isolation)
     prefix = id_prefix or ("sim" if runtime == "sim" else socket.gethostname())
     metrics = _agent_metrics(metrics_host, metrics_port, metrics_tls_cert, metrics_tls_key)
@@ -289,6 +362,7 @@ def agent(
         token,
         ca_file,
         state_dir,
+        host,
     )
 
     async def run() -> None:
@@ -300,6 +374,29 @@ def agent(
 
     with contextlib.suppress(KeyboardInterrupt):
         run_loop(run())
+
+
+def parse_attributes(pairs: list[str]) -> dict[str, str]:
+    """``--attr key=value`` options as custom attributes (exit 2 on a malformed one)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            console.print(f"[red]error[/red] --attr takes key=value, not {pair!r}")
+            raise typer.Exit(2)
+        out[key.strip()] = value
+    return out
+
+
+def parse_port_range(text: str) -> tuple[int, int] | None:
+    """``--port-range low-high`` ("": the default range; exit 2 on a malformed one)."""
+    if not text:
+        return None
+    low, sep, high = text.partition("-")
+    if sep and low.strip().isdigit() and high.strip().isdigit() and 1 <= int(low) <= int(high) <= 65535:
+        return int(low), int(high)
+    console.print(f"[red]error[/red] --port-range takes low-high within 1-65535, not {text!r}")
+    raise typer.Exit(2)
 
 
 def _agent_metrics(host: str, port: int, tls_cert: str = "", tls_key: str = "") -> "AgentMetrics | None":
@@ -338,12 +435,23 @@ def up(
     auth: Annotated[
         bool, typer.Option("--auth/--no-auth", help="require tokens (off: anyone reaching the port is admin)")
     ] = True,
+    autoscale: Annotated[
+        bool,
+        typer.Option(
+            "--autoscale/--no-autoscale",
+            help="agents are processes the local provider starts and stops as the autoscaler decides "
+            "(host group `local`: --agents hosts at least, --max-hosts at most)",
+        ),
+    ] = False,
+    max_hosts: Annotated[int, typer.Option(help="--autoscale: the group's max size")] = 10,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "warning",
 ) -> None:
     """Run a whole local cluster in one process: a master on SQLite and agents (simulated or Docker).
 
     With --auth (the default) the master writes a local admin token to <data-dir>/admin.token, which the
-    CLI reads from there when run in the same directory, and the agents get their own credential."""
+    CLI reads from there when run in the same directory, and the agents get their own credential.
+    With --autoscale the agents are `corral agent` processes of host group `local`, started and stopped
+    by the cluster autoscaler through the local provider (they stop when `up` does)."""
     import asyncio
 
     from corral.control.auth import new_secret
@@ -370,6 +478,9 @@ def up(
             await serving
             return
         url = f"http://{host}:{port}"
+        if autoscale:
+            await _autoscaled(url, config, runtime, agents, max_hosts, cpu, memory_mb, zones, serving)
+            return
         prefix = "sim" if runtime == "sim" else "local"
         pool = agent_pool(
             runtime,
@@ -391,15 +502,7 @@ def up(
             f"[green]corral is up[/green]: master {url} (store {config.resolved_store_url}), "
             f"{agents} {runtime} agent{'s' if agents != 1 else ''}"
         )
-        if config.admin_token_file:
-            secret = Path(config.admin_token_file).read_text().strip()  # noqa: ASYNC240 - once, tiny
-            console.print(f"  admin token ({config.admin_token_file}): {secret}")
-            console.print(
-                "  the CLI finds it there when run from this directory, or: export CORRAL_TOKEN=..."
-            )
-        else:
-            console.print("  [yellow]authentication is off[/yellow]: anyone who reaches the port is an admin")
-        console.print(f"  try: corral --master {url} job submit -f examples/batch.yaml")
+        _greet(config, url)
         try:
             await serving
         finally:
@@ -412,3 +515,85 @@ def up(
         console.print(f"[red]cannot start the master:[/red] {e}")
         raise typer.Exit(3) from e
     raise typer.Exit(status.code)
+
+
+def _greet(config: "MasterConfig", url: str) -> None:
+    if config.admin_token_file:
+        secret = Path(config.admin_token_file).read_text().strip()
+        console.print(f"  admin token ({config.admin_token_file}): {secret}")
+        console.print("  the CLI finds it there when run from this directory, or: export CORRAL_TOKEN=...")
+    else:
+        console.print("  [yellow]authentication is off[/yellow]: anyone who reaches the port is an admin")
+    console.print(f"  try: corral --master {url} job submit -f examples/batch.yaml")
+
+
+async def _autoscaled(
+    url: str,
+    config: "MasterConfig",
+    runtime: str,
+    agents: int,
+    max_hosts: int,
+    cpu: float | None,
+    memory_mb: int | None,
+    zones: str,
+    serving: "asyncio.Task[None]",
+) -> None:
+    """``up --autoscale``: host group ``local`` on the local provider, then serve; its agents stop with us."""
+    import asyncio
+
+    import httpx
+
+    from corral.agent.local import local_resources
+    from corral.domain.hostgroup import HostGroup
+    from corral.providers import ProviderContext
+    from corral.providers.local import LocalProvider
+
+    if runtime not in RUNTIMES:
+        console.print(f"[red]error[/red] unknown runtime {runtime!r} (available: {', '.join(RUNTIMES)})")
+        raise typer.Exit(2)
+    if runtime == "sim":
+        resources = {"cpu": cpu or 8.0, "memory_mb": memory_mb or 32768, "disk_mb": 100_000}
+    else:
+        r = local_resources(cpu, memory_mb)
+        resources = {"cpu": r.cpu, "memory_mb": r.memory_mb, "disk_mb": r.disk_mb}
+    group = {
+        "shape": {
+            "resources": {**resources, "network_mbps": 10_000, "gpu": 0},
+            "zones": [z for z in zones.split(",") if z],
+            "instance_type": f"local-{runtime}",
+        },
+        "min_size": agents,
+        "max_size": max(max_hosts, agents),
+        "min_idle": 1 if max_hosts > agents else 0,
+        "scale_up_cooldown_s": 5.0,
+        "scale_down_cooldown_s": 30.0,
+        "unneeded_for_s": 30.0,
+        "pending_after_s": 3.0,
+        "provider": {"kind": "local", "config": {"runtime": runtime}},
+    }
+    headers = {}
+    if config.admin_token_file:
+        token_file = Path(config.admin_token_file)
+        secret = ""
+        while not secret and not serving.done():  # the file exists a moment before the token is in it
+            await asyncio.sleep(0.05)
+            secret = token_file.read_text().strip() if token_file.exists() else ""  # noqa: ASYNC240
+        headers["Authorization"] = f"Bearer {secret}"
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=10) as http:
+        answer = await http.put("/api/v1/hostgroups/local", json=group)
+        if answer.status_code != 200:
+            console.print(f"[red]cannot configure host group local:[/red] {answer.text}")
+            raise typer.Exit(3)
+    console.print(
+        f"[green]corral is up[/green]: master {url} (store {config.resolved_store_url}); host group `local` "
+        f"autoscales {agents}..{max(max_hosts, agents)} {runtime} agents (corral hostgroup explain local)"
+    )
+    _greet(config, url)
+    provider = LocalProvider(ProviderContext(url, config.bootstrap_agent_token, data_dir=config.data_dir))
+    try:
+        await serving
+    finally:
+        local = HostGroup("local")
+        ids = [i.host_id for i in await asyncio.to_thread(provider.list, local) if i.state != "terminated"]
+        if ids:
+            await asyncio.to_thread(provider.terminate, local, ids)

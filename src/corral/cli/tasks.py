@@ -7,6 +7,7 @@ import typer
 
 from corral.cli.context import api_errors, settings
 from corral.cli.output import TASK_COLUMNS, ago, console, emit_json, styled, table, task_summary
+from corral.cli.plans import show_ranking
 
 app = typer.Typer(help="Inspect and kill tasks.", no_args_is_help=True)
 
@@ -98,7 +99,7 @@ def logs(
 
 
 def why(ctx: typer.Context, task_id: str) -> None:
-    """Why a task is pending (or where it was placed)."""
+    """Why a task is pending, or why it is on its host (the best other hosts for it now, scorer by scorer)."""
     s = settings(ctx)
     with api_errors():
         placement = s.client().get(f"/api/v1/tasks/{task_id}/placement")
@@ -108,6 +109,8 @@ def why(ctx: typer.Context, task_id: str) -> None:
     pending = placement.get("pending")
     if placement["state"] != "Accepted":
         console.print(f"task {task_id} is {placement['state']} on host {placement.get('host_id') or '-'}")
+        if placement.get("ranking"):
+            show_ranking(placement["ranking"])
     elif pending is None:
         console.print(f"task {task_id} is waiting for its first scheduling iteration")
     else:

@@ -56,6 +56,11 @@ class MasterConfig:
     tls_key_file: str = ""
     max_body_bytes: int = 1024 * 1024  # a larger request body is refused (413) before it is read
     request_timeout_s: float = 10.0  # a request's headers, then its body, must arrive within this long
+    autoscale_interval_s: float = 2.0  # the cluster autoscaler's round (0: no autoscaler)
+    provider_list_s: float = 10.0  # ask each provider for its instances at most this often
+    provider_agent_token: str = (
+        ""  # the join token a provider gives the agents it starts (default: bootstrap)
+    )
     jobs: JobManagerConfig = field(default_factory=JobManagerConfig)
 
     @property

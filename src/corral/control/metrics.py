@@ -87,3 +87,15 @@ class Metrics:
             registry=r,
         )
         self.canary_runs = Counter("corral_canary_runs", "Canary jobs, by outcome", ["outcome"], registry=r)
+        self.autoscaler_actions = Counter(
+            "corral_autoscaler_actions",
+            "What the cluster autoscaler did, per host group: scale_up, remove, cancel, terminate, error",
+            ["group", "action"],
+            registry=r,
+        )
+        self.autoscaler_decision = Histogram(
+            "corral_autoscaler_decision_seconds",
+            "One autoscaler round (trial placement, consolidation, decisions)",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )

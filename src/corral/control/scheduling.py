@@ -60,7 +60,7 @@ class SchedulerShell:
         """One scheduling iteration over every pending task; returns how many were placed."""
         self.ledger.schedule_needed = False
         self.next_ready_at = None
-        jobs, tasks, waits = self._describe(now)
+        jobs, tasks, waits = self.describe(now)
         if not tasks:
             self.pending_reasons = {}
             return 0
@@ -76,7 +76,7 @@ class SchedulerShell:
             self.next_ready_at = min(waits)
         return len(placed)
 
-    def _describe(self, now: float) -> tuple[dict[str, JobClass], list[PendingTask], list[float]]:
+    def describe(self, now: float) -> tuple[dict[str, JobClass], list[PendingTask], list[float]]:
         """The pending work as the scheduler takes it; a job that cannot be described is set aside."""
         state = self.ledger.state
         jobs: dict[str, JobClass] = {}

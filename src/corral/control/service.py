@@ -15,15 +15,18 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from corral.control import access, views
+from corral.control import access, plans, views
 from corral.control.admission import Admission
 from corral.control.agents import AgentHub, RegistrationRefused
 from corral.control.auth import Authority
+from corral.control.autoscaler import Autoscaler
 from corral.control.bus import BusEvent, EventBus, Subscription
 from corral.control.clock import Clock
 from corral.control.config import MasterConfig
 from corral.control.drains import UNSURE, Drainer
 from corral.control.group_drains import GroupDrainRecord, GroupDrains
+from corral.control.hostgroup_views import explain_view, group_view, status_view
+from corral.control.hostgroups import HostGroups
 from corral.control.idempotency import IdempotencyKeys, request_hash
 from corral.control.ledger import Ledger
 from corral.control.manager import JobManager
@@ -39,6 +42,7 @@ from corral.domain.auth import Principal, Role, Team, Token
 from corral.domain.capacity import CapacityGroup, Tier
 from corral.domain.codec import to_builtins, to_json
 from corral.domain.errors import ConflictError, NotFoundError, ValidationError
+from corral.domain.hostgroup import HostGroup
 from corral.domain.job import Capacity, Job, JobDescriptor
 from corral.domain.states import TaskState
 from corral.domain.task import Task
@@ -90,6 +94,8 @@ class Service:
         ops: Operations,
         drainer: Drainer,
         group_drains: GroupDrains,
+        host_groups: HostGroups,
+        autoscaler: Autoscaler | None,
         auth: Authority,
         admission: Admission,
         queries: Queries,
@@ -109,6 +115,8 @@ class Service:
         self._ops = ops
         self._drainer = drainer
         self._group_drains = group_drains
+        self._host_groups = host_groups
+        self._autoscaler = autoscaler
         self._auth = auth
         self._admission = admission
         self._queries = queries
@@ -220,6 +228,14 @@ class Service:
         items = [self._job_view(j) for j in page.items if access.may_read(scope, principal, j.team)]
         return items, page.next_after
 
+    async def plan_job(self, principal: Principal, descriptor: JobDescriptor) -> View:
+        """A dry run of a submission, admitted as one (a plan costs trial placements: it counts against
+        the submission rate too): where its tasks would go now and, for those that would wait, what would
+        make them fit. Nothing is stored, placed or sent."""
+        self._admission.submission(principal, descriptor)
+        self._ops.require_group(descriptor.capacity_group)
+        return plans.plan_view(self._state, self.profile, descriptor, self.clock(), team=principal.team)
+
     # -- tasks ------------------------------------------------------------------------------------
 
     async def kill_task(self, principal: Principal, task_id: str, shrink: bool) -> View:
@@ -242,12 +258,16 @@ class Service:
             items = [t for t in items if access.may_read("team", principal, teams[t.job_id])]
         return [self._task_view(t) for t in items], page.next_after
 
-    async def placement(self, principal: Principal, task_id: str) -> View:
+    async def placement(self, principal: Principal, task_id: str, top: int = 5) -> View:
+        """Why a task waits; for one on a host, its host against the ``top`` best others now."""
         task = await self._readable_task(principal, task_id)
         out: View = {"task_id": task.id, "state": task.state.value, "host_id": task.host_id}
         out["ready_at"] = task.ready_at
         if task.state is TaskState.ACCEPTED:
             out["pending"] = views.pending_view(self._state, task, self._scheduler.explain(task.id))
+        live = self._state.tasks.get(task.id)
+        if live is not None and live.on_host:
+            out["ranking"] = plans.ranking_view(self._state, self.profile, live, top)
         return out
 
     async def logs(
@@ -290,6 +310,28 @@ class Service:
         else:
             record = await self._group_drains.resume(group, self.clock())
         return self._group_drain_view(record)
+
+    # -- host groups and the autoscaler ------------------------------------------------------------
+
+    async def put_host_group(self, group: HostGroup) -> View:
+        """Create or replace a host group's configuration (validated; kept across restarts)."""
+        await self._host_groups.put(group)
+        return group_view(self._state, self._autoscaler, group)
+
+    async def delete_host_group(self, name: str) -> None:
+        """Forget a group's configuration: its hosts stay, the autoscaler leaves them alone."""
+        await self._host_groups.delete(name)
+
+    def host_groups(self) -> list[View]:
+        groups = sorted(self._state.host_groups.values(), key=lambda g: g.name)
+        return [group_view(self._state, self._autoscaler, g) for g in groups]
+
+    def host_group(self, name: str) -> View:
+        return group_view(self._state, self._autoscaler, self._host_groups.get(name))
+
+    def explain_host_group(self, name: str) -> View:
+        """Per host why it is kept ("why not scaled down") or what its removal waits for."""
+        return explain_view(self._state, self._autoscaler, self._host_groups.get(name))
 
     def group_drain(self, group: str) -> View:
         return self._group_drain_view(self._group_drains.get(group))
@@ -486,6 +528,7 @@ class Service:
                 "plan_ms_total": round(self._drainer.plan_ms_total, 3),
                 "leader_unsure": self._drainer.unsure,
             },
+            "autoscaler": status_view(self._autoscaler),
         }
 
     @property

@@ -15,6 +15,7 @@ from corral.control.setaside import SetAsideJobs
 from corral.disruption.relocation import DrainingHost
 from corral.domain.capacity import DEFAULT_GROUP, CapacityGroup, default_group
 from corral.domain.host import Host
+from corral.domain.hostgroup import HostGroup
 from corral.domain.job import Job
 from corral.domain.resources import ZERO, Resources
 from corral.domain.states import TaskState
@@ -33,6 +34,7 @@ class ClusterState:
         self._group_keys: dict[str, str] = {}
         self.cluster = Cluster()  # the scheduler's arrays, kept current with every placement
         self.groups: dict[str, CapacityGroup] = {DEFAULT_GROUP: default_group()}
+        self.host_groups: dict[str, HostGroup] = {}  # configured host groups (shape, sizes, provider)
         # Hosts an operator is draining, with when and the batch deadline (kept across restarts).
         self.drained: dict[str, DrainingHost] = {}
         self.cordoned: set[str] = set()  # hosts a group drain will drain later: no new tasks meanwhile

@@ -12,11 +12,13 @@ import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from corral.control.admission import Admission
 from corral.control.agents import AgentHub
 from corral.control.auth import Authority
+from corral.control.autoscaler import Autoscaler
 from corral.control.bus import EventBus
 from corral.control.canary import run_canary
 from corral.control.clock import Clock, IdGenerator
@@ -26,6 +28,7 @@ from corral.control.fenced import FencedStore
 from corral.control.group_drains import TICK_S as GROUP_DRAIN_TICK_S
 from corral.control.group_drains import GroupDrains
 from corral.control.group_drains import from_settings as group_drains_from
+from corral.control.hostgroups import HostGroups, groups_from_settings, records_from_settings
 from corral.control.idempotency import IdempotencyKeys
 from corral.control.ledger import Ledger
 from corral.control.manager import JobManager
@@ -40,7 +43,9 @@ from corral.control.state import ClusterState
 from corral.control.writer import StoreWriter
 from corral.domain.auth import Team, Token
 from corral.domain.codec import to_builtins
+from corral.domain.hostgroup import HostGroup
 from corral.domain.states import HostState
+from corral.providers import Provider, ProviderContext, make_provider
 from corral.store.protocol import LoadedState, Store
 
 log = logging.getLogger(__name__)
@@ -101,6 +106,19 @@ class Term:
         self.drainer = Drainer(self.ledger, self.hub, self.jobs.ids)
         self.group_drains = GroupDrains(self.state, self.ops, self.fenced, group_drains_from(settings))
         self.admission = Admission(self.state, self.auth, config, clock)
+        self.state.host_groups.update(groups_from_settings(settings))
+        self.host_groups = HostGroups(self.state, self.fenced, records_from_settings(settings))
+        self.autoscaler = Autoscaler(
+            self.state,
+            self.hub,
+            self.ops,
+            self.scheduler,
+            self.host_groups,
+            self._provider,
+            metrics,
+            list_every_s=config.provider_list_s,
+            clock=clock,
+        )
         self.auth.on_revoke.append(lambda token: self.hub.drop_credential(token.id, token.host))
         self.jobs.admit = self.ops.require_group
         self.jobs.set_aside = self.set_aside
@@ -145,6 +163,8 @@ class Term:
             ops=self.ops,
             drainer=self.drainer,
             group_drains=self.group_drains,
+            host_groups=self.host_groups,
+            autoscaler=self.autoscaler,
             auth=self.auth,
             admission=self.admission,
             queries=self.queries,
@@ -171,6 +191,8 @@ class Term:
         self._spawn(self._housekeeping())
         self._spawn(self._prune_loop())
         self._spawn(self._group_drain_loop())
+        if self.config.autoscale_interval_s > 0:
+            self._spawn(self._autoscale_loop())
         if self.config.canary_interval_s > 0:
             self._spawn(
                 run_canary(
@@ -190,6 +212,7 @@ class Term:
             t.cancel()
         await asyncio.gather(*others, return_exceptions=True)
         self.hub.close_all("this master is no longer the leader")
+        self.autoscaler.close()
         writer = self._writer_task
         if writer is not None and not writer.done():
             if flush:
@@ -280,6 +303,25 @@ class Term:
             await asyncio.sleep(GROUP_DRAIN_TICK_S)
             if self.group_drains.records:
                 await self.group_drains.tick(self.clock())
+
+    def _provider(self, group: HostGroup) -> Provider:
+        c, settings = self.config, group.provider.config
+        context = ProviderContext(
+            # Several masters: the provider's config names them all, and a directory they share (local).
+            master_url=settings.get("master_url") or c.url,
+            token=c.provider_agent_token or c.bootstrap_agent_token,
+            data_dir=Path(settings.get("state_dir") or c.data_dir),
+        )
+        return make_provider(group.provider, context)
+
+    async def _autoscale_loop(self) -> None:
+        """The cluster autoscaler's rounds (a round that raises is logged; the next one tries again)."""
+        while True:
+            await asyncio.sleep(self.config.autoscale_interval_s)
+            try:
+                await self.autoscaler.round()
+            except Exception as e:
+                log.exception("an autoscaler round failed: %s", e)
 
     async def _prune_loop(self) -> None:
         while True:

@@ -207,14 +207,53 @@ views.fleet = (root) => {
     hosts,
   );
   return async () => {
-    const [overview, hostList] = await Promise.all([get("/overview?top=5"), get("/hosts")]);
+    const [overview, hostList, hostGroups] = await Promise.all([get("/overview?top=5"), get("/hosts"), get("/hostgroups")]);
     const draining = hostList.items.filter((h) => h.draining && h.tasks > 0).slice(0, 10);
     const drains = await Promise.all(draining.map((h) => get(`/hosts/${encodeURIComponent(h.id)}/drain`)));
-    fill(summary, [...fleetCards(overview), drains.length ? drainCard(drains) : null]);
+    fill(summary, [
+      ...fleetCards(overview),
+      hostGroups.items.length ? hostGroupCard(hostGroups.items) : null,
+      drains.length ? drainCard(drains) : null,
+    ]);
     last = hostList.items;
     drawHosts();
   };
 };
+
+function hostGroupCard(groups) {
+  // Each configured host group: its hosts now, the size the autoscaler asked for, what it is removing, and
+  // its latest notes (corral hostgroup ls; per host why it is kept: corral hostgroup explain NAME).
+  return el(
+    "div",
+    { class: "card", id: "card-hostgroups" },
+    el("h3", {}, "Host groups"),
+    groups.map((g) => {
+      const s = g.status;
+      const notes = [s.provider_error, ...s.notes].filter(Boolean);
+      return el(
+        "div",
+        { class: "hostgroup", dataset: { hostgroup: g.name } },
+        el(
+          "div",
+          {},
+          el("strong", {}, g.name),
+          " ",
+          badge(g.scalable ? g.provider.kind : `${g.provider.kind}, not scaled`, g.scalable ? "ok" : ""),
+          s.provider_error ? [" ", badge("provider error", "bad")] : null,
+        ),
+        el(
+          "div",
+          {},
+          `hosts ${s.hosts} · idle ${s.idle} · desired ${s.desired ?? "—"} · removing ${s.removing}`,
+          s.terminating ? ` · terminating ${s.terminating}` : "",
+          s.unreachable ? [" · ", badge(`${s.unreachable} unreachable`, "bad")] : null,
+        ),
+        el("div", { class: "muted" }, `min ${g.min_size} · max ${g.max_size || "none"} · idle kept ${g.min_idle}${g.max_idle ? ` to ${g.max_idle}` : ""}`),
+        notes.slice(0, 3).map((n) => el("div", { class: "muted note", title: n }, n)),
+      );
+    }),
+  );
+}
 
 function drainCard(drains) {
   // What each draining host still holds, and what its tasks wait for (corral host drain --status).
