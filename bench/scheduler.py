@@ -19,8 +19,10 @@ Scenarios:
     identical_5000          5,000 x (16 cpu, 64 GB); 20 jobs x 2,500 tasks of (1 cpu, 2 GB), one job per
                             iteration. Pack mode. Target: >= 50,000 placements/s.
     iter200_10000_mixed     10,000 heterogeneous hosts pre-loaded to ~50 % cpu (untimed warm-up), then 50
-                            iterations of 200 tasks from the hetero job mix. Target: p50 <= 30 ms.
-    iter200_10000_distinct  the same, but every task is its own job (200 classes per iteration).
+                            iterations of 200 tasks from the hetero job mix. Target: p50 <= 15 ms.
+    iter200_10000_distinct  the worst case of the same: every task is its own job, so every iteration
+                            places 200 one-task classes, each scored over all 10,000 hosts.
+                            Target: p50 <= 8 ms (``us_per_class``: p50 over the classes per iteration).
     small_mix_pack          1,000 x (16 cpu, 64 GB); tasks of 0.25-2 cpu (4 GB per cpu) to ~75 % of the
                             fleet's cpu. Target: packing_ratio <= 1.03.
     large                   the issue's "large" scenario: 2,000 x (16 cpu, 64 GB) filled with random 1-, 3-
@@ -48,8 +50,12 @@ Definitions (all measured on the cluster after the run, warm-up included):
     cpu_allocated_pct   allocated cpu / total fleet cpu * 100.
     pending             tasks still queued after the last iteration (iter200: tasks left, summed).
     classes             job classes the iterations scheduled (a job queued in k iterations counts k times).
+    us_per_class        iteration_ms_p50 / (classes / iterations): what one class costs in a typical
+                        iteration (iter200 only).
     violations          broken invariants found by checking the final cluster: over-committed hosts,
                         duplicate ports or addresses, hard constraints not honoured (should be 0).
+    zone_balance_uneven jobs with hard zone_balance whose tasks end two or more apart across the zones
+                        that have room for them now (0 unless a repacking pass opened room afterwards).
 
 Summary lines report the median of each number over the runs, each number on its own (so
 ``packing_ratio`` is the median of the runs' ratios, not the ratio of the medians); ``pending_reasons``
@@ -415,29 +421,70 @@ def violations(cluster: Cluster, jobs: dict[str, JobClass], placed: int) -> list
     absent = cluster.if_sg[:n] == ABSENT
     if (used[absent] > 0).any():
         problems.append("an address on an interface the host lacks")
-    zone = cluster.attribute("zone")
     for job in jobs.values():
         counts = cluster.job_hosts.get(job.job_id, {})
         if not counts or not job.hard:
             continue
         hosts = np.fromiter(counts.keys(), dtype=np.int64)
         tasks = np.fromiter(counts.values(), dtype=np.int64)
-        static = cluster.schedulable[:n].copy()
         for name, key in (("availability_zone", "zone"), ("instance_type", "instance_type")):
             if name in job.hard:
                 code = cluster.lookup(key, job.hard[name])
                 column = cluster.attribute(key)
-                static &= column == code
                 if (column[hosts] != code).any():
                     problems.append(f"{job.job_id}: {name}={job.hard[name]} not honoured")
         if job.hard.get("unique_host") == "true" and tasks.max() > 1:
             problems.append(f"{job.job_id}: unique_host not honoured ({tasks.max()} on one host)")
-        if job.hard.get("zone_balance") == "true":
-            live = max(len(np.unique(zone[static & (zone >= 0)])), 1)
-            per_zone = np.bincount(zone[hosts], weights=tasks, minlength=len(ZONES))
-            if per_zone.max() > math.ceil(job.size / live):
-                problems.append(f"{job.job_id}: zone_balance not honoured ({per_zone.tolist()})")
     return problems
+
+
+def zone_uneven(cluster: Cluster, jobs: dict[str, JobClass]) -> int:
+    """Jobs with hard ``zone_balance`` whose tasks end two or more apart across the zones that have room
+    for one more of them now. The scheduler sends each task to a zone with the fewest among the zones
+    that can hold it, and placing only takes room, so this is 0 — unless a repacking pass moved other
+    tasks since and opened room in a zone that had none (so it is reported, not counted a violation)."""
+    n = cluster.size
+    zone = cluster.attribute("zone")
+    uneven = 0
+    for job in jobs.values():
+        counts = cluster.job_hosts.get(job.job_id, {})
+        if not counts or job.hard.get("zone_balance") != "true":
+            continue
+        hosts = np.fromiter(counts.keys(), dtype=np.int64)
+        tasks = np.fromiter(counts.values(), dtype=np.int64)
+        allowed = cluster.schedulable[:n].copy()
+        for name, key in (("availability_zone", "zone"), ("instance_type", "instance_type")):
+            if name in job.hard:
+                allowed &= cluster.attribute(key) == cluster.lookup(key, job.hard[name])
+        per_zone = np.bincount(zone[hosts], weights=tasks, minlength=len(ZONES)).astype(int)
+        has_room = np.bincount(zone[room_for(cluster, job, allowed) & (zone >= 0)], minlength=len(ZONES))
+        uneven += any(per_zone[z] <= per_zone.max() - 2 and has_room[z] for z in range(len(ZONES)))
+    return uneven
+
+
+def room_for(cluster: Cluster, job: JobClass, allowed: np.ndarray) -> np.ndarray:
+    """Hosts (of those its static constraints allow) that could take one more task of the job now."""
+    n = cluster.size
+    request = np.array(
+        [
+            job.request.cpu,
+            job.request.memory_mb,
+            job.request.disk_mb,
+            job.request.network_mbps,
+            job.request.gpu,
+        ]
+    )
+    ok = allowed & (cluster.free[:, :n] >= request[:, None] - 1e-9).all(axis=0)
+    ok &= cluster.ports_free[:n] >= job.ports
+    if job.sg_code is not None:
+        room = cluster.sg_room.get(job.sg_code)
+        ok &= (cluster.iface_addrs[:n] > 0) | (room[:n] > 0 if room is not None else False)
+    ok &= cluster.exclusive[:n] == 0
+    if job.hard.get("unique_host") == "true":
+        placed = cluster.job_hosts.get(job.job_id, {})
+        ok[list(placed)] = False
+    result: np.ndarray = ok
+    return result
 
 
 def measure(cluster: Cluster, result: Feed, jobs: dict[str, JobClass], placed_total: int) -> dict:
@@ -469,6 +516,7 @@ def measure(cluster: Cluster, result: Feed, jobs: dict[str, JobClass], placed_to
         "cpu_allocated_pct": round(float(alloc[:, 0].sum() / total[:, 0].sum() * 100), 3),
         "memory_allocated_pct": round(float(alloc[:, 1].sum() / total[:, 1].sum() * 100), 3),
         "violations": len(problems),
+        "zone_balance_uneven": zone_uneven(cluster, jobs),
         "pending_reasons": dict(sorted(result.pending_reasons.items())),
     }
 
@@ -585,7 +633,9 @@ def iter200(sizes: Sizes, seed: int, distinct: bool) -> dict:
     result = feed(cluster, iterations(), PACK_PROFILE, seed, carry=False)
     result.problems[:0] = warm_problems
     out = measure(cluster, result, jobs | result.jobs, warm_placed + result.placed)
-    return out | {"warmup_tasks": warm_placed}
+    per_iteration = result.classes / max(len(result.times), 1)
+    us_per_class = out["iteration_ms_p50"] * 1000 / per_iteration if per_iteration else 0.0
+    return out | {"warmup_tasks": warm_placed, "us_per_class": round(us_per_class, 1)}
 
 
 def packing(sizes: Sizes, seed: int, family: str) -> dict:
@@ -626,10 +676,10 @@ SCENARIOS: dict[str, Scenario] = {
     "hetero_5000_spread": Scenario("spread", lambda s, seed: hetero(s, seed, SPREAD_PROFILE), ""),
     "identical_5000": Scenario("pack", identical, "placements_per_s >= 50000"),
     "iter200_10000_mixed": Scenario(
-        "pack", lambda s, seed: iter200(s, seed, distinct=False), "iteration_ms_p50 <= 30"
+        "pack", lambda s, seed: iter200(s, seed, distinct=False), "iteration_ms_p50 <= 15"
     ),
     "iter200_10000_distinct": Scenario(
-        "pack", lambda s, seed: iter200(s, seed, distinct=True), "iteration_ms_p50 <= 30"
+        "pack", lambda s, seed: iter200(s, seed, distinct=True), "iteration_ms_p50 <= 8"
     ),
     "small_mix_pack": Scenario(
         "pack", lambda s, seed: packing(s, seed, "small_mix_pack"), "packing_ratio <= 1.03"

@@ -88,6 +88,14 @@ def test_idle_hosts_missing_below_min_idle_are_asked_for() -> None:
     assert d.scale_to is None  # the two on their way will be idle
 
 
+def test_the_idle_top_up_waits_for_a_burst_to_be_sized_then_goes_with_it() -> None:
+    inp = GroupInput(group(min_idle=1), OLD, hosts(3, tasks=1), instances=3)
+    d = decide(inp, Context(NOW, True, pending=0, young=40))  # a burst just arrived: not yet counted
+    assert d.scale_to is None and any("waits for their shortfall" in n for n in d.notes)
+    d = decide(replace(inp, wanted=5), Context(NOW, True, pending=40))
+    assert d.scale_to == 9 and d.scale_reason == "5 for pending tasks (trial placement); 1 to keep 1 idle"
+
+
 def test_demand_cancels_removals_before_asking_for_new_hosts() -> None:
     removing = {
         "h000": Removal(RemovalKind.SCALE_DOWN, NOW - 5, "idle"),

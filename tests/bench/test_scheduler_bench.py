@@ -36,6 +36,7 @@ REQUIRED = {
     "packing_ratio",
     "cpu_allocated_pct",
     "violations",
+    "zone_balance_uneven",
 }
 
 
@@ -64,3 +65,6 @@ def test_every_scenario_reports_sane_numbers() -> None:
         assert 0 <= line["cpu_allocated_pct"] <= 100, name
         assert 0 < line["lower_bound_hosts"] <= line["hosts_used"] <= line["hosts"], name
         assert line["violations"] == 0, name
+        assert line["zone_balance_uneven"] >= 0, name
+        if name.startswith("iter200"):  # what one class costs: the worst case's figure
+            assert line["us_per_class"] > 0, name

@@ -19,7 +19,7 @@ from tests.support.cluster import AGENT_TOKEN, MasterProcess, wait_for
 TERMINATE = re.compile(r"autoscaler: host group fo: terminate (.+)$")
 
 
-def body(pair: Pair, state_dir: Path, min_size: int) -> dict[str, Any]:
+def body(masters: Pair, state_dir: Path, min_size: int) -> dict[str, Any]:
     return {
         "shape": SHAPE,
         "min_size": min_size,
@@ -33,7 +33,12 @@ def body(pair: Pair, state_dir: Path, min_size: int) -> dict[str, Any]:
             "kind": "local",
             # Both masters start and stop the same processes: they share the provider's directory, and
             # the agents know both masters.
-            "config": {"runtime": "sim", "grace_s": "3", "state_dir": str(state_dir), "master_url": pair.urls},
+            "config": {
+                "runtime": "sim",
+                "grace_s": "3",
+                "state_dir": str(state_dir),
+                "master_url": masters.urls,
+            },
         },
     }
 

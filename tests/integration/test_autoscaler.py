@@ -95,9 +95,7 @@ def test_a_burst_scales_up_exactly_once_and_the_group_comes_back_down(tmp_path: 
         spec["container"]["resources"].update(cpu=1.0, memory_mb=1024)
         job = master.submit(spec)
         # 2 hosts of 8 cpu hold 16 tasks; 28 more need exactly 4 hosts of 8.
-        wait_for(
-            lambda: len(master.tasks(job["id"], ["Started"])) == 44, 90, what="all 44 tasks started"
-        )
+        wait_for(lambda: len(master.tasks(job["id"], ["Started"])) == 44, 90, what="all 44 tasks started")
         ups = [a for a in actions(master, "burst") if a["action"] == "scale_to"]
         assert [a["detail"].split()[0] for a in ups] == ["2", "6"], ups
         assert len(group_hosts(master, "burst")) == 6

@@ -29,7 +29,12 @@ def test_the_autoscaler_drives_an_auto_scaling_group(tmp_path: Path) -> None:
             with InstanceBooter(moto, ASG, "cloud", master.url, tmp_path / "instances", cpu=4.0) as booter:
                 body: dict[str, Any] = {
                     "shape": {
-                        "resources": {"cpu": 4.0, "memory_mb": 8192, "disk_mb": 500_000, "network_mbps": 10_000},
+                        "resources": {
+                            "cpu": 4.0,
+                            "memory_mb": 8192,
+                            "disk_mb": 500_000,
+                            "network_mbps": 10_000,
+                        },
                         "zones": [f"{REGION}a"],
                         "instance_type": "t3.micro",
                     },

@@ -112,20 +112,36 @@ class Fleet:
                 out.append(f"constraint:{name}")
         return out
 
-    def zone_limit(self, job: JobClass) -> int:
-        """ceil(size / zones that have a schedulable host passing the job's static constraints)."""
-        zones = {
-            h.spec.attributes.get("zone")
-            for h in self.hosts.values()
-            if h.spec.schedulable and self.static_ok(job, h)
+    def zones_open(self, job: JobClass) -> set[str]:
+        """Zones that can hold the job: with a host one more task could go to by every rule but zone balance."""
+        return {
+            zone
+            for host_id, h in self.hosts.items()
+            if (zone := h.spec.attributes.get("zone")) is not None
+            and not self._rules_but_zone(job, host_id) + self.room_broken(job, host_id)
         }
-        return math.ceil(job.size / max(len(zones), 1))
+
+    def zone_limit(self, job: JobClass) -> int:
+        """ceil(size / zones that can hold the job)."""
+        return math.ceil(job.size / max(len(self.zones_open(job)), 1))
 
     def zone_count(self, job: JobClass, zone: str | None) -> int:
         return sum(h.jobs[job.job_id] for h in self.hosts.values() if h.spec.attributes.get("zone") == zone)
 
     def rules_broken(self, job: JobClass, host_id: str) -> list[str]:
         """The placement rules (not room) one more task of ``job`` on the host would break."""
+        out = self._rules_but_zone(job, host_id)
+        zone = self.hosts[host_id].spec.attributes.get("zone")
+        if switched_on(job, "zone_balance") and zone is not None:
+            # Fenzo's balance: a zone with the fewest of the job's tasks among the zones that can hold it,
+            # and none above ceil(size / those zones).
+            count = self.zone_count(job, zone)
+            others = [self.zone_count(job, z) for z in self.zones_open(job)]
+            if count >= self.zone_limit(job) or any(count > c for c in others):
+                out.append("constraint:zone_balance")
+        return out
+
+    def _rules_but_zone(self, job: JobClass, host_id: str) -> list[str]:
         h = self.hosts[host_id]
         out = [] if h.spec.schedulable else ["unschedulable"]
         out += self._static_broken(job, h)
@@ -133,9 +149,6 @@ class Fleet:
             out.append("constraint:exclusive_host")
         if switched_on(job, "unique_host") and h.jobs[job.job_id] > 0:
             out.append("constraint:unique_host")
-        zone = h.spec.attributes.get("zone")
-        if switched_on(job, "zone_balance") and self.zone_count(job, zone) >= self.zone_limit(job):
-            out.append("constraint:zone_balance")
         return out
 
     def room_broken(self, job: JobClass, host_id: str) -> list[str]:

@@ -61,6 +61,7 @@ class Context:
     now: float
     trusted: bool  # the leader's picture of the fleet is complete: destructive steps allowed
     pending: int = 0  # tasks waiting long enough to count (fleet-wide)
+    young: int = 0  # tasks waiting for a reason more hosts could fix, not yet long enough to count
 
 
 def idle_to_keep(hosts: Sequence[HostView], group: HostGroup) -> list[str]:
@@ -129,6 +130,10 @@ def decide(inp: GroupInput, ctx: Context) -> GroupDecision:
     # Scale up: the shortfall, idle hosts missing below min_idle, min_size.
     idle = [h for h in live if h.idle and h.host_id not in removing]
     idle_missing = max(0, g.min_idle - len(idle) - inp.coming)
+    if idle_missing and ctx.young and not inp.wanted:
+        # A burst is arriving: its shortfall is asked for in one decision, the idle hosts with it.
+        notes.append(f"{ctx.young} task(s) pending: keeping {g.min_idle} idle waits for their shortfall")
+        idle_missing = 0
     want = inp.wanted + idle_missing
     cancel: list[str] = []
     if want > 0:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from corral.autoscale import trial
 from corral.autoscale.backoff import retry_after
 from corral.autoscale.decide import Context, GroupInput, decide, scale_down_room
+from corral.autoscale.demand import not_yet_created
 from corral.autoscale.model import GroupDecision, GroupRecord, HostCondition, HostView, Kept
 from corral.autoscale.movable import blocker
 from corral.control.agents import AgentHub
@@ -51,6 +52,7 @@ FIXABLE = {
     PendingReason.QUARANTINED,
 }
 RETRY_TERMINATE_S = 60.0  # a host asked to terminate and still running this long after is asked again
+MAX_NOT_CREATED = 100_000  # a job's tasks not yet created sized for per round, at most
 HISTORY = 200  # decisions kept for ``corral hostgroup explain`` and the console
 
 
@@ -76,6 +78,7 @@ class RoundStats:
     rounds: int = 0
     last_ms: float = 0.0
     shortfall_ms: float = 0.0
+    shortfall_ms_max: float = 0.0
     consolidation_ms: float = 0.0
     last_pending: int = 0
     last_wanted: dict[str, int] = field(default_factory=dict)
@@ -114,6 +117,7 @@ class Autoscaler:
         self.history: deque[Action] = deque(maxlen=HISTORY)
         self.stats = RoundStats()
         self.trusted = True
+        self.young = 0  # tasks pending for a fixable reason, not yet long enough to count
         self._random = random.Random()
 
     # -- one round ------------------------------------------------------------------------------
@@ -133,7 +137,7 @@ class Autoscaler:
         if self.trusted and not pending:
             consolidation, blocked = self._consolidation(groups, hosts, now)
         hosts = self._mark_unneeded(hosts, consolidation, now)
-        ctx = Context(now, self.trusted, pending)
+        ctx = Context(now, self.trusted, pending, self.young)
         for name, group in sorted(groups.items()):
             record = self.groups.records.get(name, GroupRecord())
             listing = self.listings.get(name)
@@ -309,6 +313,7 @@ class Autoscaler:
         after = min(g.pending_after_s for g in scalable)
         reasons = self.scheduler.pending_reasons
         chosen: set[str] = set()
+        self.young = 0
         for task_id, pending in reasons.items():
             if pending.reason not in FIXABLE:
                 continue
@@ -317,10 +322,20 @@ class Autoscaler:
                 continue
             if now - max(task.created_at, task.ready_at) >= after:
                 chosen.add(task_id)
+            else:
+                self.young += 1
         if not chosen:
             return {}, []
         jobs, tasks, _waits = self.scheduler.describe(now)
-        return dict(jobs), [t for t in tasks if t.task_id in chosen]
+        out = [t for t in tasks if t.task_id in chosen]
+        # Tasks a job has not created yet (the unstarted cap holds them back) are sized for as well.
+        for key in sorted({t.job_id for t in out}):
+            job = self.state.jobs.get(key.partition("@v")[0])
+            if job is None or key != job.id:
+                continue
+            held = min(not_yet_created(job, self.state.tasks_of(job.id)), MAX_NOT_CREATED)
+            out += [PendingTask(f"{job.id}#{i}", key, now, (now, 1 << 30)) for i in range(held)]
+        return dict(jobs), out
 
     def _shortfall(
         self, groups: Mapping[str, HostGroup], hosts: Mapping[str, list[HostView]], now: float
@@ -349,6 +364,7 @@ class Autoscaler:
             room[g.name] = max(0, g.upper - len(registered) - arriving)
         result = trial.shortfall(self.state.cluster, jobs, tasks, scalable, room, coming, now=now)
         self.stats.shortfall_ms = (time.perf_counter() - started) * 1000
+        self.stats.shortfall_ms_max = max(self.stats.shortfall_ms_max, self.stats.shortfall_ms)
         self.stats.last_wanted = dict(result.hosts)
         self.stats.unfixable = dict(list(result.unfixable.items())[:20])
         return dict(result.hosts), len(tasks)
@@ -464,7 +480,8 @@ class Autoscaler:
                 await self._failed(group, replace(record, desired=before.desired), "scale_to", e, now)
                 return
             self.listings.pop(name, None)
-            self._note(now, name, "scale_to", f"{d.scale_to} hosts: {d.scale_reason or 'size'}")
+            hosts = "host" if d.scale_to == 1 else "hosts"
+            self._note(now, name, "scale_to", f"{d.scale_to} {hosts}: {d.scale_reason or 'size'}")
         if record.failures:
             await self.groups.keep(name, replace(record, failures=0, retry_at=None, last_error=""))
 

@@ -107,6 +107,7 @@ def status_view(autoscaler: Autoscaler | None) -> View:
         "trusted": autoscaler.trusted,
         "rounds": s.rounds,
         "last_round_ms": round(s.last_ms, 2),
+        "trial_ms_max": round(s.shortfall_ms_max, 2),
         "pending_tasks": s.last_pending,
         "wanted": s.last_wanted,
         "groups": {

@@ -16,10 +16,15 @@ Choosing what to empty (least-loaded first; idle hosts cost nothing):
 3. Then a chunk: the next least-loaded hosts emptied together, their tasks re-packed as one batch into
    the holes and onto idle hosts — the batch packer (largest first, then ``improve.py``) needs fewer
    hosts for them than they occupy now. A chunk counts what it saves: hosts emptied less idle hosts
-   filled. A few chunk sizes are tried; the one that saves most wins.
+   filled. The larger the chunk the more room it gathers, up to what the idle hosts and holes can
+   hold, so the largest chunk that places is searched for (halving), and a few just below it tried;
+   the one that saves most wins. If none saves a host, one that packs its tasks much tighter (the sum
+   of the busy hosts' squared fill rises by ``TIGHTER``) is still taken: its least-filled host is what
+   the next call frees. Such a chunk moves tasks for no host now — the price of settling later.
 
-Every trial costs one ``schedule()``, and there are at most ``TRIALS`` of them, so a call is bounded. The
-same inputs and seed give the same answer.
+Idle hosts are the room a re-pack needs: the tighter the fleet, the less consolidation can do (with no
+idle host, only hosts whose tasks fit in the holes of others). Every trial costs one ``schedule()`` and
+there are at most ``TRIALS`` of them, so a call is bounded. The same inputs and seed give the same answer.
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ from corral.scheduler.profile import Mode, Profile
 from corral.scheduler.schedule import schedule
 from corral.scheduler.snapshot import JobClass, PendingTask, Snapshot
 
-TRIALS = 40  # trials per call: one-host trials while this lasts, minus what the chunk trials need
-CHUNKS = 4  # chunk sizes tried (the largest the limit allows, then halves)
+TRIALS = 40  # trials per call: one-host trials up to half of them, then chunk trials
+CHUNKS = 4  # chunk sizes tried: the largest the limit and the room allow, and the next smaller ones
+TIGHTER = 0.05  # a chunk that saves no host must raise the busy hosts' sum of squared fill this much
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,14 @@ def consolidate(
     return Consolidation(tuple(plan.emptied), dict(plan.moves), dict(plan.kept))
 
 
+def _tightness(cluster: Cluster) -> float:
+    """How tightly the busy hosts are packed: the sum of their squared fill (cpu and memory shares)."""
+    n = cluster.size
+    total = cluster.total[:2, :n]
+    share = np.divide(total - cluster.free[:2, :n], total, out=np.zeros_like(total), where=total > 0)
+    return float((share.mean(axis=0) ** 2).sum())
+
+
 def _limit(limit: int) -> str:
     return f"limit reached: at most {limit} host{'s' if limit != 1 else ''} emptied at once"
 
@@ -99,7 +113,7 @@ def _limit(limit: int) -> str:
 class _Trial:
     hosts: list[str]
     plan: Plan
-    cluster: Cluster  # the trial's fork, tasks released (the plan not yet applied)
+    cluster: Cluster  # the trial's fork: the hosts' tasks released, the plan applied if it placed all
     opened: int = 0  # idle hosts the plan fills
 
     @property
@@ -160,7 +174,7 @@ class _Planner:
         for host_id in busy:
             if len(self.emptied) >= limit:
                 return
-            if self.trials >= TRIALS - CHUNKS:
+            if self.trials >= TRIALS // 2:
                 return
             why = self.moved_onto(host_id)
             if why is not None:
@@ -172,27 +186,40 @@ class _Planner:
             else:
                 count = len(self.residents[host_id])
                 tasks = f"its {count} tasks fit" if count != 1 else "its task fits"
-                self.kept[host_id] = f"{tasks} nowhere else: {trial.plan.pending[0].message}"
+                self.kept[host_id] = f"{tasks} on no other busy host: {trial.plan.pending[0].message}"
 
     def chunk(self, rest: list[str], limit: int) -> None:
-        """The next least-loaded hosts emptied together onto holes and idle hosts: the size that saves
-        most hosts (emptied less idle hosts filled), if any saves one."""
+        """The next least-loaded hosts emptied together onto holes and idle hosts. The larger the chunk,
+        the more room its re-pack gathers, up to what the other hosts can hold: the largest chunk that
+        places (found by halving) and the next smaller ones are tried; the one that saves most hosts
+        (emptied less idle hosts filled) wins — or, if none saves one, one that packs them tighter."""
         rest = [h for h in rest if self.moved_onto(h) is None]
-        room = min(limit - len(self.emptied), len(rest))
-        sizes: list[int] = []
-        k = room
-        while k >= 2 and len(sizes) < CHUNKS:
-            sizes.append(k)
-            k //= 2
-        best: _Trial | None = None
-        why: dict[str, str] = {}
-        for k in sizes:  # largest first: a smaller chunk that saves as much wins (fewer moves)
+        largest = min(limit - len(self.emptied), len(rest), self.fits(rest))
+        if largest < 2:
+            return
+        tried: dict[int, _Trial] = {}
+        low, high = 1, largest + 1  # chunks of ``low`` hosts place (one host alone was tried); ``high`` not
+        k = largest
+        while high - low > 1 and self.trials < TRIALS:
+            tried[k] = self.trial(rest[:k], idle=True)
+            low, high = (k, high) if tried[k].placed else (low, k)
+            k = (low + high) // 2 if high <= largest else high - 1
+        for k in range(low - 1, max(low - CHUNKS, 1), -1):
             if self.trials >= TRIALS:
                 break
-            trial = self.trial(rest[:k], idle=True)
+            if k not in tried:
+                tried[k] = self.trial(rest[:k], idle=True)
+        before = _tightness(self.work)
+        best: tuple[int, float, int] | None = None
+        why: dict[str, str] = {}
+        for k, trial in sorted(tried.items(), reverse=True):
             saved = k - trial.opened
-            if trial.placed and saved > 0 and (best is None or saved >= len(best.hosts) - best.opened):
-                best = trial
+            tighter = _tightness(trial.cluster) - before if trial.placed else 0.0
+            # Freeing as many hosts as it fills is still worth it when it packs them tighter: the
+            # least-loaded host it leaves is then freed by a later round.
+            worth = trial.placed and (saved > 0 or (saved == 0 and tighter > TIGHTER))
+            if worth and (best is None or (saved, tighter) > best[:2]):
+                best = (saved, tighter, k)
             together = f"emptied with the {k - 1} next least-loaded host{'s' if k != 2 else ''}"
             for host_id in rest[:k]:
                 if not trial.placed:
@@ -200,10 +227,20 @@ class _Planner:
                 elif saved <= 0:
                     why[host_id] = f"{together}, their tasks would fill as many idle hosts as that frees"
         if best is not None:
-            self.accept(best)
+            self.accept(tried[best[2]])
         for host_id, reason in why.items():
             if host_id not in self.emptied:
                 self.kept.setdefault(host_id, reason)
+
+    def fits(self, rest: list[str]) -> int:
+        """The most of the least-loaded hosts whose load the other hosts could hold, all told (room on
+        busy hosts and idle ones): a larger chunk cannot be placed."""
+        c, n = self.work, self.work.size
+        free = np.where(self.open[:n], c.free[:, :n], 0.0)
+        hosts = [c.index[h] for h in rest]
+        load = np.cumsum((c.total[:, hosts] - c.free[:, hosts]).T, axis=0)
+        room = free.sum(axis=1) - np.cumsum(free[:, hosts].T, axis=0)
+        return int(np.count_nonzero(np.all(load <= room + 1e-9, axis=1)))
 
     def moved_onto(self, host_id: str) -> str | None:
         """Why a host cannot be emptied any more: it takes tasks moved off another."""
@@ -238,6 +275,11 @@ class _Planner:
         idle_before = self.work.task_count[:n] == 0
         filled = {fork.index[a.host_id] for a in plan.assignments}
         opened = sum(1 for h in filled if idle_before[h])
+        if not plan.pending:
+            for a in plan.assignments:
+                if a.footprint is None:  # the scheduler always says what it charged; never guess
+                    raise ValueError(f"assignment of {a.task_id} without a footprint")
+                fork.assign(fork.index[a.host_id], a.footprint)
         return _Trial(hosts, plan, fork, opened)
 
     def empty(self, hosts: list[str], moves: Mapping[str, str]) -> None:
@@ -250,11 +292,6 @@ class _Planner:
     def accept(self, trial: _Trial) -> None:
         """Make the trial's moves in the working state."""
         fork = trial.cluster
-        for a in trial.plan.assignments:
-            footprint = a.footprint
-            if footprint is None:  # the scheduler always says what it charged; never guess
-                raise ValueError(f"assignment of {a.task_id} without a footprint")
-            fork.assign(fork.index[a.host_id], footprint)
         fork.schedulable = self.original.schedulable  # restored; ``open`` keeps what is emptied
         self.work = fork
         self.empty(trial.hosts, {a.task_id: a.host_id for a in trial.plan.assignments})

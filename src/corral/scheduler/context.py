@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from corral.domain.constraints import ATTRIBUTE_PREFIX, ConstraintName, is_enabled
-from corral.scheduler.cluster import Bools, Cluster, Floats, Ints, vector
+from corral.scheduler.cluster import Bools, Cluster, Floats, Ints
 from corral.scheduler.snapshot import JobClass
 
 EPS = 1e-9
@@ -46,6 +46,7 @@ def attribute_mask(cluster: Cluster, name: str, value: str) -> Bools | None:
 
 _EMPTY_INTS: Ints = np.zeros(0, dtype=np.int64)
 _EMPTY_BOOLS: Bools = np.zeros(0, dtype=bool)
+_EMPTY_FLOATS: Floats = np.zeros(0)
 
 
 @dataclass(slots=True)
@@ -63,16 +64,21 @@ class ClassContext:
     soft_unique: bool = False
     soft_exclusive: bool = False
     soft_zone_balance: bool = False
-    zone_limit: int = 0
+    zone_limit: int = 0  # no zone holds more of the job than ceil(size / zones that can hold the class)
+    zone_least: int = 0  # the fewest of the job's tasks in a zone that can hold the class (see ``zones.py``)
     job_spread: bool = False  # the profile scores job spreading over hosts
     # Empty until build_context fills them (shared read-only empties: building a context is hot).
     zone: Ints = field(default_factory=lambda: _EMPTY_INTS)
     zone_count: Ints = field(default_factory=lambda: _EMPTY_INTS)
+    # Zones that can hold the class: here those with a host its constraints allow; the placement narrows
+    # them to those with a host it may take now (``zones.py``).
     zone_live: Bools = field(default_factory=lambda: _EMPTY_BOOLS)
     job_on_host: Ints = field(default_factory=lambda: _EMPTY_INTS)
     image: Bools | None = None
     # The request as plain floats: numpy float64 scalars would widen the float32 score columns.
     amount: list[float] = field(default_factory=list)
+    # Per resource, the least a host must have free to take one task (-inf where the class asks for none).
+    need: Floats = field(default_factory=lambda: _EMPTY_FLOATS)
 
     @property
     def zone_dependent(self) -> bool:
@@ -118,11 +124,15 @@ def build_context(
     cluster: Cluster, cls: JobClass, *, need_zones: bool, job_spread: bool = False
 ) -> ClassContext:
     n = cluster.size
-    req = vector(cls.request)
+    r = cls.request
+    amount = [float(r.cpu), float(r.memory_mb), float(r.disk_mb), float(r.network_mbps), float(r.gpu)]
+    req = np.array(amount)  # as ``vector(cls.request)``, built once from the plain floats
     static = cluster.schedulable[:n]  # a view; copied below only if a constraint narrows it
     static_masks: dict[str, Bools] = {}
-    ctx = ClassContext(cls, cluster, req, [int(d) for d in np.flatnonzero(req > 0)], static, static_masks, [])
-    ctx.amount = req.tolist()
+    dims = [d for d, a in enumerate(amount) if a > 0]
+    ctx = ClassContext(cls, cluster, req, dims, static, static_masks, [])
+    ctx.amount = amount
+    ctx.need = np.array([a - EPS if a > 0 else -math.inf for a in amount])
     ctx.job_spread = job_spread
     for name, value in cls.hard.items():
         mask = attribute_mask(cluster, name, value)
@@ -165,6 +175,7 @@ def build_context(
         ctx.zone_live = np.bincount(zone[known & static], minlength=zones) > 0
         live = max(int(ctx.zone_live.sum()), 1)
         ctx.zone_limit = math.ceil(cls.size / live)
+        ctx.zone_least = int(ctx.zone_count[ctx.zone_live].min()) if ctx.zone_live.any() else 0
     if cls.image:
         ran = cluster.image_hosts.get(cls.image)
         if ran is not None:

@@ -21,10 +21,12 @@ from corral.scheduler.context import EPS, ClassContext
 from corral.scheduler.filters import feasible
 from corral.scheduler.profile import Weights
 from corral.scheduler.rows import Rows
-from corral.scheduler.scorers import Scorer, applicable, score
+from corral.scheduler.scorers import Scorer, Scoring, applicable
+from corral.scheduler.shapes import ShapeIndex
 from corral.scheduler.zones import ZoneTerms
 
 NEG = -np.inf
+_NO_SCORES: Floats = np.zeros(0, dtype=np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,43 +39,90 @@ class Landed:
 
 
 class ClassPlacer:
-    def __init__(self, ctx: ClassContext, weights: Weights, tiebreak: Floats) -> None:
+    def __init__(
+        self, ctx: ClassContext, weights: Weights, tiebreak: Floats, shapes: ShapeIndex | None = None
+    ) -> None:
         self.ctx = ctx
         self.tiebreak = tiebreak
         rows = Rows.all(ctx)
-        self.scorers: list[tuple[float, Scorer]]
+        self.scorers: tuple[tuple[float, Scorer], ...]
         self.scorers, spread_share, soft_share = applicable(weights, rows)
+        self.scoring = Scoring.of(ctx, self.scorers)
         self.zones = ZoneTerms(ctx, spread_share, soft_share) if ZoneTerms.needed(ctx, spread_share) else None
-        self.local = self._evaluate(rows, tiebreak[: ctx.cluster.size])
-        self.scores = self._combine()
         self.stale: list[int] = []  # hosts this class changed but did not score again (it was done)
+        self.closed = False
+        # The iteration's index keeps every host's host part current, and scores rows from it. With a
+        # separable score it may also answer one task at a time without scoring every host; the scores
+        # are then computed when first needed (``lazy`` until then).
+        self.index = shapes
+        self.shapes = shapes if self.zones is None and self.scoring.separable else None
+        self.lazy = self.shapes is not None
+        if self.lazy:
+            self.local = self.scores = _NO_SCORES
+        else:
+            self.local = self._evaluate(rows, tiebreak[: ctx.cluster.size])
+            self.scores = self._combine()
+
+    def close(self) -> None:
+        """The class is placed or explained: let go of its scores. An iteration of many classes would
+        otherwise hold a vector per class, and fresh memory for each costs more than scoring into it."""
+        if self.lazy:
+            return  # nothing held: asked again, it is still free to use the index or score then
+        self.local = self.scores = _NO_SCORES
+        self.closed = True
 
     def _evaluate(self, rows: Rows, jitter: Floats | float) -> Floats:
         """Host-local score of the rows, -inf where a host-local filter says no."""
         ok = feasible(rows, zones=self.zones is None)
-        s = score(rows, self.scorers)
-        s += jitter
+        if self.index is not None:  # the iteration's sums: the same for a host whichever rows are scored
+            s = self.scoring.finish(self.index.affine(self.scoring, rows), rows)
+        else:
+            s = self.scoring(rows)
+            s += jitter
         out: Floats = np.where(ok, s, NEG)
         return out
 
     def _combine(self) -> Floats:
         if self.zones is None:
             return self.local
-        out: Floats = self.local + self.zones.broadcast()
+        out: Floats = self.local + self.zones.broadcast(self.local)
         return out
+
+    def _rescore(self, idx: Ints | int, after: Floats | float) -> None:
+        """Set hosts' local scores (the zone terms count, per zone, the hosts the class may take)."""
+        if self.zones is not None:
+            self.zones.moved(idx, self.local[idx], after)
+        self.local[idx] = after
 
     def catch_up(self, hosts: list[int]) -> None:
         """Score again the hosts other classes changed since this one last placed."""
+        if self.lazy:
+            return  # no scores yet: they are computed from the cluster as it is when first needed
+        if self.closed:  # asked again after all: score every host anew
+            self.stale, self.closed = [], False
+            if self.zones is not None:
+                self.zones.room = None  # counted again from the new scores
+            self.local = self._evaluate(Rows.all(self.ctx), self.tiebreak[: self.ctx.cluster.size])
+            self.scores = self._combine()
+            return
         hosts = hosts + self.stale
         self.stale = []
         if not hosts:
             return
         idx: Ints = np.unique(np.asarray(hosts, dtype=np.int64))
-        self.local[idx] = self._evaluate(Rows(self.ctx, idx), self.tiebreak[idx])
+        self._rescore(idx, self._evaluate(Rows(self.ctx, idx), self.tiebreak[idx]))
         self.scores = self._combine()
 
     def place(self, count: int) -> list[Landed]:
         """Place up to ``count`` tasks; fewer means no host can take the next one."""
+        if self.lazy:
+            if count == 1 and self.shapes is not None:
+                h = self.shapes.best(self.ctx, self.scoring)
+                if h is not None and self._room(h) >= 1:
+                    return [self._land(h)]
+            self.lazy = False  # more than one task, or the index could not tell: score every host now
+            self.local = self._evaluate(Rows.all(self.ctx), self.tiebreak[: self.ctx.cluster.size])
+            self.scores = self._combine()
         landed: list[Landed] = []
         self.catch_up([])
         while len(landed) < count and self.scores.size:
@@ -84,7 +133,8 @@ class ClassPlacer:
                 break
             room = min(count - len(landed), self._room(h))
             if room <= 0:  # scored feasible but cannot take one: never expected, never loop on it
-                self.local[h] = scores[h] = NEG
+                self._rescore(h, NEG)
+                self.scores = self._combine()
                 continue
             if self.zones is not None:
                 room = 1  # a zone term moves other hosts' scores too: one task at a time
@@ -95,7 +145,7 @@ class ClassPlacer:
             if after is None:
                 self.stale.append(h)
                 continue
-            self.local[h] = after
+            self._rescore(h, after)
             if self.zones is not None:
                 self.scores = self._combine()
         return landed
@@ -104,18 +154,21 @@ class ClassPlacer:
         """How many more tasks of the class host ``h`` can take, by every limit that counts tasks."""
         ctx, c = self.ctx, self.ctx.cluster
         n = 1 << 30
+        free = c.free[:, h].tolist()  # plain floats: a handful of numpy scalars cost more than the list
         for d in ctx.dims:
-            n = min(n, math.floor((c.free[d, h] + EPS) / ctx.req[d]))
+            n = min(n, math.floor((free[d] + EPS) / ctx.amount[d]))
         if ctx.cls.ports:
             n = min(n, int(c.ports_free[h]) // ctx.cls.ports)
         if ctx.cls.sg_code is not None:
-            n = min(n, int(ctx.net_capacity(np.array([h]))[0]))
+            room = c.sg_room.get(ctx.cls.sg_code)
+            n = min(n, int(c.iface_addrs[h]) + (0 if room is None else int(room[h])))
         if ctx.unique:
             n = min(n, 1 if ctx.job_on_host[h] == 0 else 0)
         if ctx.exclusive:
             n = min(n, 1)
         if ctx.zone_balance and ctx.zone[h] >= 0:
-            n = min(n, ctx.zone_limit - int(ctx.zone_count[ctx.zone[h]]))
+            count = int(ctx.zone_count[ctx.zone[h]])
+            n = min(n, ctx.zone_limit - count, ctx.zone_least + 1 - count)
         return n
 
     def _run_length(self, h: int, room: int, last: bool) -> tuple[int, float | None]:

@@ -94,27 +94,38 @@ def buckets_by_tier(snapshot: Snapshot, tasks: list[PendingTask]) -> dict[Tier, 
     return out
 
 
-def pack_order(buckets: list[Bucket], free: Floats, cluster_total: Floats, margin: float = 0.9) -> bool:
-    """When a tier's whole demand fits easily in what is free, order each bucket's jobs largest first.
+def pack_order(buckets: list[Bucket], free: Floats, cluster_total: Floats) -> bool:
+    """In pack mode, order the jobs that will all be placed anyway largest first.
 
-    Nobody waits longer for it — everything is placed this iteration — and placing big tasks before
-    small ones (first-fit decreasing) leaves small holes that small tasks fill. When room is short the
-    queue keeps its fair order (oldest job first). Returns whether it reordered.
+    Within a bucket, the jobs at the head of its fair order (oldest first) whose demand — with all the
+    tier's other buckets ask — fits in what is free are placed this iteration whatever their order, so
+    no one waits longer if they go largest first: big tasks before small ones leave small holes that
+    small tasks fill (best-fit decreasing; the packing pass, ``improve.py``, then tightens it). The
+    jobs after that prefix keep their fair order behind it, so when room is short the oldest jobs
+    still come first, and DRF still decides between groups. Returns whether any bucket was reordered.
     """
-    demand = np.zeros_like(free)
-    for bucket in buckets:
-        for cls, tasks in bucket.classes:
-            demand += vector(cls.request) * len(tasks)
-    if not np.all(demand <= margin * free):
-        return False
+    demands = [[vector(cls.request) * len(tasks) for cls, tasks in b.classes] for b in buckets]
+    totals = [sum(d, np.zeros_like(free)) for d in demands]
+    everything = sum(totals, np.zeros_like(free))
     share = np.divide(1.0, cluster_total, out=np.zeros_like(cluster_total), where=cluster_total > 0)
-    for bucket in buckets:
+    reordered = False
+    for bucket, demand, total in zip(buckets, demands, totals, strict=True):
+        room = free - (everything - total) + 1e-9
+        head = 0
+        used = np.zeros_like(free)
+        while head < len(demand) and np.all(used + demand[head] <= room):
+            used += demand[head]
+            head += 1
+        if head < 2:
+            continue
+        classes = list(bucket.classes)
         ordered = sorted(
-            bucket.classes,
+            classes[:head],
             key=lambda item: (-float((vector(item[0].request) * share).max()), item[0].created_at),
         )
-        bucket.classes = deque(ordered)
-    return True
+        bucket.classes = deque(ordered + classes[head:])
+        reordered = True
+    return reordered
 
 
 class TierQueue:

@@ -13,10 +13,12 @@ from corral.domain.capacity import TIER_ORDER
 from corral.scheduler.cluster import Cluster, vector
 from corral.scheduler.context import build_context
 from corral.scheduler.explain import explain
+from corral.scheduler.improve import Pass
 from corral.scheduler.placement import ClassPlacer
 from corral.scheduler.plan import Assignment, Pending, PendingReason, Plan
 from corral.scheduler.profile import Mode, Profile, Weights
 from corral.scheduler.queue import Bucket, TierQueue, buckets_by_tier, pack_order
+from corral.scheduler.shapes import ShapeIndex
 from corral.scheduler.snapshot import JobClass, PendingTask, Snapshot
 
 JITTER = 1e-6  # breaks exact ties between equally good hosts, reproducibly for a given seed (float32 scores)
@@ -67,6 +69,7 @@ class _Iteration:
         self.changed: list[int] = []  # hosts changed so far, in order (placers catch up on resume)
         self.seen: dict[str, int] = {}  # placer -> how far into ``changed`` it has caught up
         self.placers: dict[str, ClassPlacer] = {}
+        self.shapes = ShapeIndex(cluster, self.tiebreak, self.changed)  # one-task placements (``shapes.py``)
 
     def serve(self, buckets: list[Bucket], weights: Weights, pack: bool) -> None:
         """Serve one tier's buckets in DRF order until every class is placed or explained."""
@@ -74,11 +77,14 @@ class _Iteration:
             n = self.cluster.size
             free = self.cluster.free[:, :n][:, self.schedulable].sum(axis=1) if n else np.zeros(5)
             pack_order(buckets, free, self.total)
+        repack = Pass(self, buckets) if buckets and pack else None
         queue = TierQueue(buckets, self.total)
         while (turn := queue.next()) is not None:
             bucket, rival = turn
             self._turn(bucket, rival, weights)
             queue.put_back(bucket)
+        if repack is not None:
+            repack.run()  # this iteration's tasks onto fewer hosts (they do not run yet: moving is free)
 
     def _turn(self, bucket: Bucket, rival: tuple[float, float, str] | None, weights: Weights) -> None:
         """Place the bucket's next class for as long as its turn lasts."""
@@ -91,6 +97,7 @@ class _Iteration:
             bucket.classes.popleft()
             return
         placer = self._placer(cls, weights)
+        self.shapes.queue = bucket.classes  # what is queued sets how little room the index must keep
         count = min(len(tasks), room, bucket.turn_length(req, rival, self.total))
         landed = placer.place(count)
         for task, spot in zip(tasks, landed, strict=False):
@@ -107,8 +114,10 @@ class _Iteration:
             hosts = self.cluster.size
             self.pending.extend(Pending(t.task_id, reason, message, rejections, hosts) for t in rest)
             bucket.classes.popleft()
+            placer.close()
         elif not rest:
             bucket.classes.popleft()
+            placer.close()  # its scores are done with: their memory serves the next class
         else:
             bucket.classes[0] = (cls, rest)
 
@@ -122,7 +131,7 @@ class _Iteration:
                 need_zones=weights.job_spread_zone > 0,
                 job_spread=weights.job_spread_host > 0,
             )
-            placer = self.placers[cls.job_id] = ClassPlacer(ctx, weights, self.tiebreak)
+            placer = self.placers[cls.job_id] = ClassPlacer(ctx, weights, self.tiebreak, self.shapes)
         else:
             placer.catch_up(self.changed[self.seen[cls.job_id] :])
         return placer

@@ -22,6 +22,9 @@ def exclusive_host(rows: Rows) -> Bools:
 
 
 def zone_balance(rows: Rows) -> Bools:
-    """No zone holds more than its share (ceil(size / zones)) of the job's tasks."""
-    out: Bools = rows.zone_count() < rows.ctx.zone_limit
+    """A task goes to a zone with the fewest of the job's tasks among the zones that can hold it, and no
+    zone takes more than ceil(size / those zones) (``zones.py`` keeps both numbers current)."""
+    ctx = rows.ctx
+    count = rows.zone_count()
+    out: Bools = (count <= ctx.zone_least) & (count < ctx.zone_limit)
     return out

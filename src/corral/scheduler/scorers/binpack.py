@@ -1,4 +1,9 @@
-"""Bin packing and spreading: how full the host would be with the task on it."""
+"""Bin packing and spreading: how full the host would be with the task on it.
+
+Each of these is affine in the hosts' utilization after the task — a constant plus a weight per
+resource (``AFFINE``) — so a class's placement sums all of them in two vector products (``Scoring``)
+instead of calling them one by one; the functions say the same thing host by host.
+"""
 
 from __future__ import annotations
 
@@ -34,3 +39,12 @@ def spread(rows: Rows) -> Floats:
     both += utilization_after(rows, MEMORY)
     out: Floats = 1.0 - 0.5 * both
     return out
+
+
+# Scorer name -> (constant, ((resource, weight), ...)): value = constant + sum of weight x utilization after.
+AFFINE: dict[str, tuple[float, tuple[tuple[int, float], ...]]] = {
+    "binpack_cpu": (0.0, ((CPU, 1.0),)),
+    "binpack_memory": (0.0, ((MEMORY, 1.0),)),
+    "binpack_network": (0.0, ((NETWORK, 1.0),)),
+    "spread": (1.0, ((CPU, -0.5), (MEMORY, -0.5))),
+}

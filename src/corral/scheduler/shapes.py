@@ -1,0 +1,305 @@
+"""The fast path for one task of a class: hosts grouped by shape, each group in order of its host part.
+
+A full scan scores every host for every class: for an iteration of many one-task classes, most of its
+time. When a class's score is ``separable`` (``Scoring``: the affine scorers and at most image locality —
+no zone term, no soft constraint, no job spreading), a host's score is
+
+    ((host part + jitter) + task part of the host's shape) + image share if the host ran the image
+
+one float32 addition at a time. The host part (weight x utilization now) and the jitter do not depend on
+the class; the task part depends on the host only through its totals — its *shape*, of which a fleet has
+a handful (its instance types). Rounding is monotone, so among the hosts of one shape that did not run
+the image, a host with a larger host part + jitter never scores lower.
+
+``ShapeIndex`` keeps, for one iteration, the hosts that could take a task of any class queued (schedulable,
+no exclusive task, room for the least any of them asks), in order of shape, then host part + jitter
+(largest first), then index. A class's best host is found by scoring a few candidates — with the real
+filters and the real scorer arithmetic — the head of each shape's order, every host changed since the
+order was built (its place there is stale) and every host that ran the class's image; then, per shape,
+the first host past the head bounds all the others of that shape, and where the bound reaches the best
+score the head grows and the candidates are scored again. Every host that could reach the best score is
+among the candidates, scored bitwise as the full scan scores it, so the answer is the full scan's,
+ties included (the lowest index among equal scores).
+
+The order is built again once ``REBUILD`` hosts changed, or when a class asks for less than the order was
+built for. With no feasible candidate, or past ``MOST`` candidates, the index gives up: the caller scans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from corral.scheduler.cluster import Bools, Cluster, Floats, Ints, R
+from corral.scheduler.context import EPS, ClassContext
+from corral.scheduler.filters import feasible
+from corral.scheduler.rows import Rows
+from corral.scheduler.scorers import Scoring
+from corral.scheduler.snapshot import JobClass, PendingTask
+
+ENABLED = True  # the fast path on (tests and the benchmark turn it off to compare)
+HEAD = 32  # hosts of each shape scored first (grows where a shape's best lies deeper)
+DEEPEST = 256  # the head a shape keeps for the next classes at most (one class may look deeper)
+REBUILD = 128  # hosts changed since the order was built: build it again
+MOST = 4096  # candidates: past this many the full scan is as cheap
+
+NEG = np.float32(-np.inf)
+_NO_HOSTS: Ints = np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True)
+class Shapes:
+    of: Ints  # per host, its shape
+    inv_total: Floats  # float32, resource x shape: 1 / total, bitwise as each of the shape's hosts has it
+
+
+_last: list[tuple[Ints, Shapes]] = []  # the last fleet's shapes: forks share totals, most iterations reuse
+
+
+def shapes(cluster: Cluster) -> Shapes:
+    """The hosts grouped by their ``inv_total`` column (all the task part reads of a host), bitwise."""
+    n = cluster.size
+    bits = cluster.inv_total[:, :n].view(np.uint32)
+    if _last and _last[0][0].shape == bits.shape and np.array_equal(_last[0][0], bits):
+        return _last[0][1]
+    columns = np.ascontiguousarray(cluster.inv_total[:, :n].T)
+    rows = columns.view(np.dtype((np.void, columns.itemsize * R))).ravel()
+    _, first, of = np.unique(rows, return_index=True, return_inverse=True)
+    found = Shapes(of.ravel().astype(np.int64), np.ascontiguousarray(columns[first].T))
+    _last[:] = [(bits.copy(), found)]
+    return found
+
+
+def floor(classes: Iterable[tuple[JobClass, list[PendingTask]]]) -> Floats:
+    """Per resource, the least free room any of the classes needs on a host (-inf: one asks for none)."""
+    asked = [(r.cpu, r.memory_mb, r.disk_mb, r.network_mbps, r.gpu) for r in (c.request for c, _ in classes)]
+    if not asked:
+        return np.full(R, np.inf)
+    a = np.array(asked, dtype=np.float64)
+    out: Floats = np.where((a > 0).all(axis=0), a.min(axis=0) - EPS, -np.inf)
+    return out
+
+
+class ShapeIndex:
+    """One iteration's host parts and hosts by shape; ``best`` answers for one task of a class."""
+
+    def __init__(self, cluster: Cluster, tiebreak: Floats, changed: list[int]) -> None:
+        self.cluster = cluster
+        self.tiebreak = tiebreak
+        self.changed = changed  # the iteration's hosts changed so far, in order (appended by others)
+        self.queue: Iterable[tuple[JobClass, list[PendingTask]]] = ()  # classes to serve next (their floor)
+        self.weights: tuple[tuple[int, float], ...] | None = None  # what ``host`` is summed with (none yet)
+        self.host: Floats = np.zeros(0, dtype=np.float32)  # per host: host part + jitter, kept current
+        self.shapes = Shapes(_NO_HOSTS, np.zeros((R, 0), dtype=np.float32))
+        self.tables: dict[int, tuple[Scoring, Floats]] = {}  # per class: its task part per shape, once
+        self.floor: Floats = np.full(R, np.inf)  # the order holds hosts with this much free (none yet)
+        self.least: list[float] = self.floor.tolist()
+        self.hosts: Ints = _NO_HOSTS  # the order: shape, then host part + jitter (largest first), then index
+        self.keys: Floats = np.zeros(0, dtype=np.float32)  # host part + jitter of ``hosts`` when ordered
+        self.room: Floats = np.zeros((R, 0))  # per resource, the most free from each place in the order on
+        self.starts: Ints = _NO_HOSTS  # per shape, where its hosts begin and end in ``hosts``
+        self.ends: Ints = _NO_HOSTS
+        self.head: Ints = _NO_HOSTS  # per shape, how many of its first hosts are candidates
+        self.heads = _Heads.of(self, self.head, self.ends)
+        self.in_heads: Bools = np.zeros(0, dtype=bool)  # per host: one of ``heads.hosts``
+        self.seen = 0  # how far into ``changed`` the index has caught up
+        self.dirty: set[int] = set()  # hosts changed since the order was built
+        self.extra: list[int] = []  # those of them not in the heads (candidates of their own)
+        self.extra_hosts: Ints = _NO_HOSTS
+        self.images: dict[str, Ints] = {}  # image -> the hosts that had run it when first asked
+
+    def affine(self, scoring: Scoring, rows: Rows) -> Floats:
+        """The rows' affine score plus jitter (a fresh float32 array): (host part + jitter) + task part
+        of the host's shape x (1 + tasks ahead) + constant. The placement scores every row this way, so
+        the fast path's few candidates score bitwise as in a full scan."""
+        table = self._table(scoring)
+        sel = rows.sel
+        task: Floats = table.take(self.shapes.of if isinstance(sel, slice) else self.shapes.of[sel])
+        if isinstance(rows.extra, np.ndarray):
+            task *= (1 + rows.extra).astype(np.float32)
+        elif rows.extra:
+            task *= np.float32(1 + rows.extra)
+        if scoring.constant:
+            task += np.float32(scoring.constant)
+        task += self.host[rows.sel]
+        return task
+
+    def best(self, ctx: ClassContext, scoring: Scoring) -> int | None:
+        """The host a full scan would pick for one task of the class; None when the index cannot tell
+        cheaply (then the caller scans). Only for a ``separable`` score without zone terms."""
+        if not ENABLED or self.cluster.size == 0 or not scoring.separable:
+            return None
+        table = self._table(scoring)
+        if scoring.constant:
+            table = table + np.float32(scoring.constant)
+        if not all(a >= b for a, b in zip(ctx.need.tolist(), self.least, strict=True)):
+            self._order(np.minimum(np.minimum(self.floor, ctx.need), floor(self.queue)))
+        elif len(self.extra) >= REBUILD:
+            self._order(self.floor)
+        extra = [self.extra_hosts] if self.extra else []
+        if ctx.image is not None:
+            extra.append(self._image(ctx))
+        heads = self.heads
+        if ctx.static_masks:  # pinned to some hosts: shapes with none of them are out of the question
+            held = np.bincount(self.shapes.of[ctx.static], minlength=table.size) > 0
+            heads = _Heads.of(self, self.head, np.where(held, self.ends, self.starts))
+        while True:
+            cand = np.concatenate((heads.hosts, *extra)) if extra else heads.hosts
+            if cand.size == 0 or cand.size > MOST:
+                return None
+            rows = Rows(ctx, cand)
+            s = table.take(self.shapes.of.take(cand))
+            s += self.host.take(cand)
+            scoring.finish(s, rows)
+            s[~feasible(rows)] = NEG
+            b = int(s.argmax())
+            top = s[b]
+            if top == NEG:
+                return None  # nothing feasible in the heads (a pinned or a large class): scan
+            grow = heads.short(ctx, table, top)
+            if grow is None:
+                break
+            head = heads.head.copy()
+            head[grow] *= 2
+            heads = _Heads.of(self, head, heads.ends)
+        if heads.head is not self.head and not ctx.static_masks:  # not one pinned class's depth
+            self._deepen(heads.head)
+        if np.count_nonzero(s == top) > 1:  # equal scores: the lowest index, as the full scan's argmax
+            return int(cand[s == top].min())
+        return int(cand[b])
+
+    def _table(self, scoring: Scoring) -> Floats:
+        """The class's task part per shape, worked out once (every row of the class reads the same
+        numbers); the host parts current for its weights."""
+        self._sync(scoring)
+        found = self.tables.get(id(scoring))
+        if found is None:
+            found = self.tables[id(scoring)] = (scoring, scoring.task_table(self.shapes.inv_total))
+        return found[1]
+
+    def _sync(self, scoring: Scoring) -> None:
+        """The host parts for the class's weights, current: summed anew for other weights (the order
+        with them: none until asked), else caught up with the hosts changed since."""
+        if scoring.host_dims == self.weights:
+            self._catch_up(scoring)
+            return
+        n = self.cluster.size
+        self.shapes = shapes(self.cluster)
+        self.host = scoring.host_part(self.cluster.util, slice(0, n), n)
+        self.host += self.tiebreak[:n]
+        self.weights = scoring.host_dims
+        self.seen = len(self.changed)
+        self.floor = np.full(R, np.inf)  # no order yet
+        self.least = self.floor.tolist()
+        self.in_heads = np.zeros(n, dtype=bool)
+        self.dirty, self.extra = set(), []
+
+    def _image(self, ctx: ClassContext) -> Ints:
+        """The hosts that ran the class's image: as when first asked since the order was built (a host
+        that ran it since has changed, so it is a candidate anyway)."""
+        found = self.images.get(ctx.cls.image)
+        if found is None:
+            found = self.images[ctx.cls.image] = _NO_HOSTS if ctx.image is None else ctx.image.nonzero()[0]
+        return found
+
+    def _catch_up(self, scoring: Scoring) -> None:
+        """Score the host part of the hosts changed since; they are candidates until the next order."""
+        fresh = self.changed[self.seen :]
+        if not fresh:
+            return
+        self.seen = len(self.changed)
+        util = self.cluster.util
+        if len(fresh) == 1:  # one host placed on: float32 scalars, summed as the columns are
+            h = fresh[0]
+            self.host[h] = scoring.host_part(util, h, 1) + self.tiebreak[h]
+        else:
+            idx = np.array(sorted(set(fresh)), dtype=np.int64)
+            part = scoring.host_part(util, idx, idx.size)
+            part += self.tiebreak[idx]
+            self.host[idx] = part
+        added = False
+        for h in fresh:
+            if h not in self.dirty:
+                self.dirty.add(h)
+                if not self.in_heads[h]:
+                    self.extra.append(h)
+                    added = True
+        if added:
+            self.extra_hosts = np.array(self.extra, dtype=np.int64)
+
+    def _deepen(self, head: Ints) -> None:
+        """Keep a deeper head where the class needed one: the next classes likely need it too."""
+        self._heads(np.minimum(np.maximum(self.head, head), DEEPEST))
+        self.extra = [h for h in self.extra if not self.in_heads[h]]
+        self.extra_hosts = np.array(self.extra, dtype=np.int64)
+
+    def _heads(self, head: Ints) -> None:
+        self.in_heads[self.heads.hosts] = False
+        self.head = head
+        self.heads = _Heads.of(self, head, self.ends)
+        self.in_heads[self.heads.hosts] = True
+
+    def _order(self, least: Floats) -> None:
+        """Order the hosts with at least ``least`` free (and schedulable, without an exclusive task)."""
+        c, n = self.cluster, self.cluster.size
+        live = c.schedulable[:n] & (c.exclusive[:n] == 0)
+        live &= (c.free[:, :n] >= least[:, None]).all(axis=0)
+        idx = np.flatnonzero(live)
+        shape = self.shapes.of[idx]
+        # By shape, then host part + jitter, largest first (float64 holds both exactly), then index.
+        order = np.argsort(shape * 4.0 - self.host[idx], kind="stable")
+        self.hosts = idx[order]
+        self.keys = self.host[self.hosts]
+        count = self.shapes.inv_total.shape[1]
+        bounds = np.searchsorted(shape[order], np.arange(count + 1))
+        self.starts, self.ends = bounds[:-1], bounds[1:]
+        free = c.free[:, self.hosts]
+        for a, b in zip(self.starts.tolist(), self.ends.tolist(), strict=True):
+            if b > a:  # the most free at or after each place, within the shape
+                free[:, a:b] = np.maximum.accumulate(free[:, a:b][:, ::-1], axis=1)[:, ::-1]
+        self.room = free
+        self.in_heads = np.zeros(n, dtype=bool)
+        self.head = self.head if self.head.size == count else np.full(count, HEAD, dtype=np.int64)
+        self.heads = _Heads.of(self, self.head, self.ends)
+        self.in_heads[self.heads.hosts] = True
+        self.floor = least
+        self.least = least.tolist()
+        self.dirty = set()
+        self.extra = []
+        self.extra_hosts = _NO_HOSTS
+        self.images = {}  # a host that ran an image since the lists were made is no longer a changed one
+
+
+@dataclass(frozen=True, slots=True)
+class _Heads:
+    """The first ``head`` hosts of each shape's order (up to ``ends``), and what bounds the rest."""
+
+    head: Ints
+    ends: Ints
+    hosts: Ints  # the heads, one shape after another
+    next_key: Floats  # per shape: host part + jitter of the first host past the head (-inf: none)
+    next_room: Floats  # per resource and shape: the most free of any host past the head
+
+    @classmethod
+    def of(cls, index: ShapeIndex, head: Ints, ends: Ints) -> _Heads:
+        stop = np.minimum(index.starts + head, ends)
+        parts = [index.hosts[a:b] for a, b in zip(index.starts.tolist(), stop.tolist(), strict=True)]
+        hosts = np.concatenate(parts) if parts else _NO_HOSTS
+        more = stop < ends
+        if not more.any():
+            return cls(head, ends, hosts, np.zeros(0, dtype=np.float32), np.zeros((R, 0)))
+        at = np.minimum(stop, index.hosts.size - 1)
+        return cls(head, ends, hosts, np.where(more, index.keys[at], NEG), index.room[:, at])
+
+    def short(self, ctx: ClassContext, task: Floats, top: np.float32) -> Ints | None:
+        """The shapes whose heads are too short to be sure of ``top`` (the best score among the
+        candidates): a host past the head might reach it and have the room. None: the heads do."""
+        if not self.next_key.size:
+            return None
+        could = self.next_key + task >= top  # the bound: rounding is monotone, image hosts are candidates
+        if not could.any():
+            return None
+        could &= (self.next_room >= ctx.need[:, None]).all(axis=0)
+        return np.flatnonzero(could) if could.any() else None
