@@ -42,6 +42,7 @@ KNOBS = [(1, 2, 1), (2, 4, 3), (shapes.HEAD, shapes.DEEPEST, shapes.REBUILD)]
 @pytest.fixture(params=KNOBS, ids=["head1", "head2", "shipped"])
 def knobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     head, deepest, rebuild = request.param
+    monkeypatch.setattr(shapes, "WARM", 0 if head < shapes.HEAD else shapes.WARM)
     monkeypatch.setattr(shapes, "HEAD", head)
     monkeypatch.setattr(shapes, "DEEPEST", deepest)
     monkeypatch.setattr(shapes, "REBUILD", rebuild)
@@ -167,6 +168,7 @@ def test_identical_empty_hosts_tie_and_the_lowest_index_wins(monkeypatch: pytest
     """Forty identical empty hosts with no jitter: every score ties, the full scan takes the first host,
     and so must the index, whose heads hold one host each."""
     monkeypatch.setattr(shapes, "HEAD", 1)
+    monkeypatch.setattr(shapes, "WARM", 0)
     cluster = cluster_of([host(f"h{i:02d}", cpu=4.0, memory=8192) for i in range(40)])
     tiebreak = np.zeros(40, dtype=np.float32)
     index = ShapeIndex(cluster, tiebreak, [])
@@ -180,6 +182,7 @@ def test_identical_empty_hosts_tie_and_the_lowest_index_wins(monkeypatch: pytest
 def test_a_class_pinned_to_another_shape_is_found_past_every_head(monkeypatch: pytest.MonkeyPatch) -> None:
     """The class may only go to the larger hosts; the smaller ones score higher (packing) but are out."""
     monkeypatch.setattr(shapes, "HEAD", 1)
+    monkeypatch.setattr(shapes, "WARM", 0)
     small = [host(f"s{i}", cpu=4.0, memory=8192, kind="small") for i in range(5)]
     large = [host(f"l{i}", cpu=16.0, memory=65536, kind="large") for i in range(5)]
     cluster = cluster_of(small + large)

@@ -123,6 +123,10 @@ def check_every_task_once(snapshot: Snapshot, plan: Plan) -> None:
     assert {p.task_id for p in plan.pending if p.reason is PendingReason.NOT_READY} == waiting
 
 
+def _zone_balanced(job: JobClass) -> bool:
+    return switched_on(job, "zone_balance")
+
+
 def check_pending_tasks_have_no_feasible_host(snapshot: Snapshot, fleet: Fleet, plan: Plan) -> None:
     """Brute force over the fleet after the plan: a task pending for want of room fits nowhere."""
     schedulable = any(h.spec.schedulable for h in fleet.hosts.values())
@@ -130,6 +134,11 @@ def check_pending_tasks_have_no_feasible_host(snapshot: Snapshot, fleet: Fleet, 
         if p.reason not in ROOM_REASONS:
             continue
         job = job_of(snapshot, p.task_id)
+        if _zone_balanced(job):
+            # The one rule that loosens within an iteration: a zone that fills drops out of the zones a
+            # job balances over, so a task the balance held back early may fit by the end (it is placed
+            # at the next iteration). Known; see issue 13's note.
+            continue
         assert fleet.feasible_hosts(job) == [], f"{p.task_id} pending ({p.reason}) but fits"
         assert (p.reason is PendingReason.NO_HOSTS) == (not schedulable)
         # Rules only ever tighten during an iteration, so the rule named still holds somewhere.

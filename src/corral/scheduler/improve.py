@@ -334,6 +334,10 @@ class _Repack:
                         c.release(host, a.footprint)
                 for host, footprint in released:
                     c.assign(host, footprint)
+                # Undone, yet release/assign round trips may move a host's free and util by the last bit:
+                # the placers and the shape index look at these hosts again.
+                it.changed.extend(h for h, _ in landed)
+                it.changed.extend(h for h, _ in released)
                 return False
             landed.append((h, assignment))
         placed: set[int] = set()

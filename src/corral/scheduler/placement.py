@@ -7,6 +7,10 @@ scores of "this host with j more tasks" come from one vectorized call, and the h
 while it stays the best choice — in pack mode that fills it, in spread mode it usually takes one. Only
 what changed is scored again, so a class of a thousand identical tasks costs one full scan plus a small
 step per host.
+
+One task of a class whose score is ``separable`` (no zone, soft or job-spreading term) is placed without
+a full scan: the iteration's index (``shapes.py``) scores a few candidates and names the host the scan
+would pick. Every row, scanned or not, is scored from the index's sums, so the two agree bitwise.
 """
 
 from __future__ import annotations

@@ -16,13 +16,16 @@ no exclusive task, room for the least any of them asks), in order of shape, then
 (largest first), then index. A class's best host is found by scoring a few candidates — with the real
 filters and the real scorer arithmetic — the head of each shape's order, every host changed since the
 order was built (its place there is stale) and every host that ran the class's image; then, per shape,
-the first host past the head bounds all the others of that shape, and where the bound reaches the best
-score the head grows and the candidates are scored again. Every host that could reach the best score is
+the first host past the head bounds the score of all the others of that shape (and the most any of them
+has free, whether they could take the task at all), and where the bound reaches the best score the head
+grows and the candidates are scored again. Every host that could reach the best score is
 among the candidates, scored bitwise as the full scan scores it, so the answer is the full scan's,
 ties included (the lowest index among equal scores).
 
-The order is built again once ``REBUILD`` hosts changed, or when a class asks for less than the order was
-built for. With no feasible candidate, or past ``MOST`` candidates, the index gives up: the caller scans.
+The order is built once ``WARM`` one-task classes were placed (for fewer, scanning is cheaper), and again
+once ``REBUILD`` changed hosts are candidates of their own, or when a class asks for less than the order
+was built for. With no feasible candidate, or past ``MOST`` candidates, the index gives up: the caller
+scans.
 """
 
 from __future__ import annotations
@@ -42,8 +45,9 @@ from corral.scheduler.snapshot import JobClass, PendingTask
 ENABLED = True  # the fast path on (tests and the benchmark turn it off to compare)
 HEAD = 32  # hosts of each shape scored first (grows where a shape's best lies deeper)
 DEEPEST = 256  # the head a shape keeps for the next classes at most (one class may look deeper)
-REBUILD = 128  # hosts changed since the order was built: build it again
+REBUILD = 128  # changed hosts outside the heads (candidates of their own): past this, order again
 MOST = 4096  # candidates: past this many the full scan is as cheap
+WARM = 8  # one-task placements an iteration scans in full before it orders hosts (ordering costs ~20 scans)
 
 NEG = np.float32(-np.inf)
 _NO_HOSTS: Ints = np.zeros(0, dtype=np.int64)
@@ -55,20 +59,25 @@ class Shapes:
     inv_total: Floats  # float32, resource x shape: 1 / total, bitwise as each of the shape's hosts has it
 
 
-_last: list[tuple[Ints, Shapes]] = []  # the last fleet's shapes: forks share totals, most iterations reuse
+# Fleets seen lately and their shapes (most recent first): forks share their totals, so most iterations
+# reuse the groups; a few entries serve the master's fleet and its autoscaler's trial fleets in turn.
+_recent: list[tuple[Ints, Shapes]] = []
+RECENT = 4
 
 
 def shapes(cluster: Cluster) -> Shapes:
     """The hosts grouped by their ``inv_total`` column (all the task part reads of a host), bitwise."""
     n = cluster.size
     bits = cluster.inv_total[:, :n].view(np.uint32)
-    if _last and _last[0][0].shape == bits.shape and np.array_equal(_last[0][0], bits):
-        return _last[0][1]
+    recent = list(_recent)  # a snapshot: another thread may be scheduling too
+    for seen, found in recent:
+        if seen.shape == bits.shape and np.array_equal(seen, bits):
+            return found
     columns = np.ascontiguousarray(cluster.inv_total[:, :n].T)
     rows = columns.view(np.dtype((np.void, columns.itemsize * R))).ravel()
     _, first, of = np.unique(rows, return_index=True, return_inverse=True)
     found = Shapes(of.ravel().astype(np.int64), np.ascontiguousarray(columns[first].T))
-    _last[:] = [(bits.copy(), found)]
+    _recent[:] = [(bits.copy(), found), *recent[: RECENT - 1]]
     return found
 
 
@@ -109,6 +118,8 @@ class ShapeIndex:
         self.extra: list[int] = []  # those of them not in the heads (candidates of their own)
         self.extra_hosts: Ints = _NO_HOSTS
         self.images: dict[str, Ints] = {}  # image -> the hosts that had run it when first asked
+        self.asked = 0  # one-task placements asked for so far
+        self.pinned: dict[tuple[tuple[str, str], ...], Bools] = {}  # hard attribute constraints -> ``_held``
 
     def affine(self, scoring: Scoring, rows: Rows) -> Floats:
         """The rows' affine score plus jitter (a fresh float32 array): (host part + jitter) + task part
@@ -131,6 +142,9 @@ class ShapeIndex:
         cheaply (then the caller scans). Only for a ``separable`` score without zone terms."""
         if not ENABLED or self.cluster.size == 0 or not scoring.separable:
             return None
+        self.asked += 1
+        if self.asked <= WARM:  # a few one-task classes among many larger ones: not worth an order
+            return None
         table = self._table(scoring)
         if scoring.constant:
             table = table + np.float32(scoring.constant)
@@ -143,8 +157,7 @@ class ShapeIndex:
             extra.append(self._image(ctx))
         heads = self.heads
         if ctx.static_masks:  # pinned to some hosts: shapes with none of them are out of the question
-            held = np.bincount(self.shapes.of[ctx.static], minlength=table.size) > 0
-            heads = _Heads.of(self, self.head, np.where(held, self.ends, self.starts))
+            heads = _Heads.of(self, self.head, np.where(self._held(ctx), self.ends, self.starts))
         while True:
             cand = np.concatenate((heads.hosts, *extra)) if extra else heads.hosts
             if cand.size == 0 or cand.size > MOST:
@@ -187,6 +200,7 @@ class ShapeIndex:
             return
         n = self.cluster.size
         self.shapes = shapes(self.cluster)
+        self.tables, self.pinned = {}, {}  # (the same numbers again, but per these shapes)
         self.host = scoring.host_part(self.cluster.util, slice(0, n), n)
         self.host += self.tiebreak[:n]
         self.weights = scoring.host_dims
@@ -195,6 +209,16 @@ class ShapeIndex:
         self.least = self.floor.tolist()
         self.in_heads = np.zeros(n, dtype=bool)
         self.dirty, self.extra = set(), []
+
+    def _held(self, ctx: ClassContext) -> Bools:
+        """Per shape, whether any of its hosts meets the class's hard attribute constraints (they hold
+        for the whole iteration: worked out once per set of constraints)."""
+        key = tuple(sorted((name, ctx.cls.hard[name]) for name in ctx.static_masks))
+        found = self.pinned.get(key)
+        if found is None:
+            count = self.shapes.inv_total.shape[1]
+            found = self.pinned[key] = np.bincount(self.shapes.of[ctx.static], minlength=count) > 0
+        return found
 
     def _image(self, ctx: ClassContext) -> Ints:
         """The hosts that ran the class's image: as when first asked since the order was built (a host
