@@ -1,8 +1,6 @@
 """``corral hostgroup ...``: the host groups the autoscaler sizes, and why it keeps or removes each host."""
 
-import sys
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -21,18 +19,9 @@ VIEW_ONLY = ("scalable", "status")  # what a group's view adds to its configurat
 
 
 def _load(path: str) -> list[dict[str, Any]]:
-    import yaml  # here, not at the top: only `apply` reads YAML
+    from corral.cli.jobs import _load as read  # the same reading and parsing as a job file
 
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    except OSError as e:
-        raise typer.BadParameter(f"cannot read {path}: {e.strerror or e}", param_hint="--file") from e
-    except UnicodeDecodeError as e:
-        raise typer.BadParameter(f"{path} is not UTF-8 text: {e}", param_hint="--file") from e
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as e:
-        raise typer.BadParameter(f"{path} is not valid YAML or JSON: {e}", param_hint="--file") from e
+    docs = read(path)
     for doc in docs:
         if not isinstance(doc, dict) or not isinstance(doc.get("name"), str) or not doc["name"]:
             raise typer.BadParameter(f"{path}: each host group is a mapping with a name", param_hint="--file")
