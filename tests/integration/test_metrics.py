@@ -37,10 +37,15 @@ def test_counters_histograms_and_gauges_follow_a_run(tmp_path: Path) -> None:
         assert [v for (name, _), v in before.items() if name == "corral_leader"] == [1.0]
         assert value(before, "corral_hosts", health="healthy") == 3
         assert value(before, "corral_cluster_capacity", resource="cpu") == 24
-        good = master.submit(batch_job(["sh", "-c", "sleep 0.5"], size=3))
+        good = master.submit(batch_job(["sh", "-c", "sleep 3"], size=3))
         bad = master.submit(batch_job(["sh", "-c", "exit 1"], size=2))
         huge = master.submit(with_changes(batch_job(["true"]), "container.resources.cpu", 64))
-        running = scrape(master)
+        # a task is healthy once Started (no probes); wait for it rather than scrape at once
+        running = wait_for(
+            lambda: s if value(s := scrape(master), "corral_tasks_health", health="healthy") >= 1 else None,
+            30,
+            what="a running task counted healthy",
+        )
         master.wait_job_finished(good["id"])
         master.wait_job_finished(bad["id"])
         wait_for(
