@@ -42,6 +42,7 @@ class FakeView:
     sessions: dict[str, SessionInfo] = field(default_factory=dict)
     book: FleetBook = field(default_factory=settled_book)
     credentials: dict[str, str] = field(default_factory=dict)  # host -> its bound credential
+    undelivered: dict[str, tuple[str, str]] = field(default_factory=dict)  # host -> (minted, join token)
     grace: dict[str, float] = field(default_factory=dict)  # job -> kill grace period
     running: int | None = None  # overrides the count of tasks on hosts (a big fleet without the tasks)
 
@@ -61,6 +62,9 @@ class FakeView:
 
     def host_credential(self, host_id: str) -> str | None:
         return self.credentials.get(host_id)
+
+    def undelivered_credential(self, host_id: str) -> tuple[str, str] | None:
+        return self.undelivered.get(host_id)
 
     # -- test helpers -----------------------------------------------------------------------------
 
@@ -84,8 +88,13 @@ class FakeView:
         if decision.accept_session:
             assert isinstance(event, Registered)
             self.sessions[event.host_id] = SessionInfo(event.session_id, event.credential.token_id, now, now)
+            if self.undelivered.get(event.host_id, ("",))[0] == event.credential.token_id:
+                del self.undelivered[event.host_id]  # presented: it reached its agent
         if decision.mint_credential_for is not None:
-            self.credentials[decision.mint_credential_for] = f"minted-{decision.mint_credential_for}"
+            assert isinstance(event, Registered)
+            host = decision.mint_credential_for
+            self.credentials[host] = f"minted-{host}"
+            self.undelivered[host] = (f"minted-{host}", event.credential.token_id)
         for host_id, session_id, _why in decision.close_sessions:
             current = self.sessions.get(host_id)
             if current is not None and current.session_id == session_id:

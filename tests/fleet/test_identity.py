@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from corral.domain.states import TaskState
 from corral.domain.stimuli import Reported
-from corral.fleet import Credential, Decision, ImpostorAlert, Refusal, ResolveAlert, SessionInfo
+from corral.fleet import (
+    Credential,
+    Decision,
+    Disconnected,
+    ImpostorAlert,
+    Refusal,
+    ResolveAlert,
+    SessionInfo,
+)
 from tests.domain.factories import task
 from tests.fleet.fakes import JOIN, FakeView, own, register, reports, status
 
@@ -99,3 +107,47 @@ def test_an_operator_dismisses_an_impostor_alert() -> None:
     d = view.step(ResolveAlert(alert.id, kill=False), 3.0)
     assert d.alerts_resolved == (alert,) and view.book.impostors == ()
     assert d == Decision(view.book, alerts_resolved=(alert,), logs=d.logs)
+
+
+def test_an_agent_that_never_received_its_credential_may_join_again_with_the_join_token() -> None:
+    """Found under load: the master froze, the agent gave its connection up (pings unanswered) before the
+    `registered` message with its new credential reached it, and every registration after that was
+    refused as an impostor — a host locked out for good. A credential this leader minted from the same
+    join token and no agent ever presented is replaced: the join token claims the host again."""
+    view = FakeView().add(task("t1", S.STARTED))
+    first = view.step(register("h1", *reports("t1"), session="s1"), 1.0)
+    assert first.mint_credential_for == "h1"
+    view.step(Disconnected("h1", "s1", "connection closed"), 2.0)
+    again = view.step(register("h1", *reports("t1"), session="s2"), 3.0)
+    assert again.refused is None and again.accept_session
+    assert again.mint_credential_for == "h1" and again.replace_credential == "minted-h1"
+    assert view.book.impostors == ()
+    assert view.sessions["h1"].session_id == "s2"
+
+
+def test_a_credential_once_presented_is_not_replaced_by_the_join_token() -> None:
+    view = FakeView().add(task("t1", S.STARTED))
+    view.step(register("h1", *reports("t1"), session="s1"), 1.0)
+    view.step(register("h1", *reports("t1"), session="s2", credential=own("h1")), 2.0)  # received and used
+    view.step(Disconnected("h1", "s2", "connection closed"), 3.0)
+    d = view.step(register("h1", session="impostor"), 4.0)
+    assert d.refused is not None and d.refused.code == "host_claimed"
+    assert d.mint_credential_for is None and d.replace_credential is None
+
+
+def test_an_undelivered_credential_is_not_replaced_while_its_join_session_lives() -> None:
+    view = FakeView().add(task("t1", S.STARTED))
+    view.step(register("h1", *reports("t1"), session="s1"), 1.0)  # still connected on the join token
+    d = view.step(register("h1", session="other"), 2.0)
+    assert d.refused is not None and d.refused.code == "host_claimed"
+    assert view.sessions["h1"].session_id == "s1"
+
+
+def test_a_credential_minted_from_another_join_token_or_by_another_leader_is_not_replaced() -> None:
+    view = FakeView(credentials={"h1": "minted-h1"}).add(task("t1", S.STARTED))  # a predecessor minted it
+    assert view.step(register("h1"), 1.0).refused is not None
+    view = FakeView().add(task("t1", S.STARTED))
+    view.step(register("h1", *reports("t1"), session="s1", credential=Credential("join-a")), 1.0)
+    view.step(Disconnected("h1", "s1", "connection closed"), 2.0)
+    d = view.step(register("h1", session="s2", credential=Credential("join-b")), 3.0)
+    assert d.refused is not None and d.refused.code == "host_claimed"

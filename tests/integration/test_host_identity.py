@@ -128,3 +128,43 @@ def test_a_host_rejoins_after_an_operator_revokes_its_credential(cluster_of_one:
     fresh = [t for t in tokens if t.get("host") == "sim-0000" and t["state"] == "active"]
     assert len(fresh) == 1 and fresh[0]["id"] != own["id"]
     wait_for(lambda: master.http.get("/api/v1/hosts/sim-0000").json()["state"] == "ready", what="host back")
+
+
+async def register_and_vanish(url: str, token: str, agent_id: str) -> None:
+    """Register, then close before reading the reply: the agent never learns its new credential."""
+    stream = url.replace("http://", "ws://") + "/api/v1/agents/stream"
+    async with connect(stream, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+        await ws.send(json.dumps(register(agent_id)))
+
+
+def test_an_agent_that_never_received_its_credential_joins_again(tmp_path: Path) -> None:
+    """Under load the master froze, agents gave up their connections before the `registered` message
+    with their new credential came, and every registration after was refused as an impostor: the
+    autoscaler's new hosts stayed locked out. Now the credential that never arrived is replaced."""
+    master = MasterProcess(tmp_path / "m").start()
+    try:
+        asyncio.run(register_and_vanish(master.url, AGENT_TOKEN, "lost-0000"))
+        wait_for(lambda: _host_state(master, "lost-0000") == "unreachable", 30, what="the session gone")
+        code, reason, reply = asyncio.run(try_register(master.url, AGENT_TOKEN, "lost-0000"))
+        assert code is None and reply is not None and reply["type"] == "registered", (code, reason, reply)
+        assert reply["credential"], reply  # a fresh credential, this time received
+        alerts = master.http.get("/api/v1/admin/alerts").json()["items"]
+        assert not [a for a in alerts if a["kind"] == "impostor"], alerts
+        tokens = master.http.get("/api/v1/admin/tokens").json()
+        items = tokens["items"] if isinstance(tokens, dict) else tokens
+        bound = [t for t in items if t.get("host") == "lost-0000"]
+        assert sorted(t["revoked_at"] is None for t in bound) == [False, True], bound  # old revoked, new live
+        # Once presented, a credential is the host's own: the join token no longer registers it.
+        asyncio.run(try_register(master.url, reply["credential"], "lost-0000"))
+        code, reason, _ = asyncio.run(try_register(master.url, AGENT_TOKEN, "lost-0000"))
+        assert code == 4409 and reason.startswith("host_claimed"), (code, reason)
+    except BaseException:
+        print("---- master log ----\n" + master.log()[-20000:])
+        raise
+    finally:
+        master.close()
+
+
+def _host_state(master: MasterProcess, host_id: str) -> str | None:
+    r = master.http.get(f"/api/v1/hosts/{host_id}")
+    return r.json().get("state") if r.status_code == 200 else None

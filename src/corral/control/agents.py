@@ -129,6 +129,9 @@ class AgentHub:
         # Heartbeats are checked this often: a fifth of the timeout keeps detection within 1.2 timeouts.
         self._tick_every = min(1.0, config.heartbeat_timeout_s / 5)
         self._next_tick = 0.0
+        # Host credentials this leader minted that no agent has presented yet: host -> (credential, join
+        # token). Memory only: a new leader cannot know whether its predecessor's arrived (none replaced).
+        self._undelivered: dict[str, tuple[str, str]] = {}
 
     # -- the FleetView the rules read ------------------------------------------------------------
 
@@ -151,6 +154,9 @@ class AgentHub:
 
     def host_credential(self, host_id: str) -> str | None:
         return self.auth.host_credential(host_id)
+
+    def undelivered_credential(self, host_id: str) -> tuple[str, str] | None:
+        return self._undelivered.get(host_id)
 
     # -- start of a term -------------------------------------------------------------------------
 
@@ -194,6 +200,8 @@ class AgentHub:
             self._report(decision)
             raise RegistrationRefused(decision.refused)
         previous = self.state.hosts.get(msg.agent_id)
+        if self._undelivered.get(msg.agent_id, ("",))[0] == credential.token_id:
+            del self._undelivered[msg.agent_id]  # presented: it reached its agent
         self.sessions[msg.agent_id] = session
         self._open[str(session.id)] = session
         self.ledger.set_host(self._host(msg, previous, now))
@@ -205,7 +213,7 @@ class AgentHub:
         secret = ""
         if decision.mint_credential_for is not None and self.config.auth_enabled:
             try:
-                secret = await self._mint(msg.agent_id, credential)
+                secret = await self._mint(msg.agent_id, credential, decision.replace_credential)
             except Exception as e:  # the store refused: the agent comes back later and tries again
                 log.error("cannot mint a credential for host %s: %s", msg.agent_id, e)
                 session.channel.close(f"cannot mint a credential: {e}")
@@ -214,8 +222,9 @@ class AgentHub:
         session.start(wire.encode(wire.Registered(self.config.heartbeat_interval_s, credential=secret)))
         return session
 
-    async def _mint(self, host_id: str, join: Credential) -> str:
-        """A credential bound to ``host_id`` for an agent that joined with a join token."""
+    async def _mint(self, host_id: str, join: Credential, replaces: str | None = None) -> str:
+        """A credential bound to ``host_id`` for an agent that joined with a join token (in place of
+        ``replaces``, one that never reached its agent: revoked once the new one is stored)."""
         secret, token = await self.auth.create_token(
             _credential_name(host_id),
             AGENTS_TEAM,
@@ -224,6 +233,10 @@ class AgentHub:
             host=host_id,
         )
         log.info("minted credential %s for host %s (joined with %s)", token.id, host_id, join.token_id)
+        self._undelivered[host_id] = (token.id, join.token_id)
+        if replaces is not None:
+            await self.auth.revoke(replaces, close_sessions=False)
+            log.warning("revoked credential %s of host %s: it never reached its agent", replaces, host_id)
         return secret
 
     def _host(self, msg: wire.Register, previous: Host | None, now: float) -> Host:
@@ -535,6 +548,9 @@ class _View:
 
     def host_credential(self, host_id: str) -> str | None:
         return self._hub.host_credential(host_id)
+
+    def undelivered_credential(self, host_id: str) -> tuple[str, str] | None:
+        return self._hub.undelivered_credential(host_id)
 
 
 def _credential_name(host_id: str) -> str:

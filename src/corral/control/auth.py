@@ -109,7 +109,10 @@ class Authority:
         self._remember(token)
         return secret, token
 
-    async def revoke(self, token_id: str) -> Token:
+    async def revoke(self, token_id: str, *, close_sessions: bool = True) -> Token:
+        """Revoke a token; ``close_sessions=False``: without the hooks that close what it opened (a host
+        credential replaced because it never reached its agent opened nothing, and its host's new
+        session must stay)."""
         token = self.tokens.get(token_id)
         if token is None:
             raise NotFoundError("token", token_id)
@@ -118,7 +121,7 @@ class Authority:
         revoked = replace(token, revoked_at=self.clock())
         await asyncio.to_thread(self.store.put_token, revoked)
         self._remember(revoked)
-        for hook in self.on_revoke:
+        for hook in self.on_revoke if close_sessions else ():
             hook(revoked)
         return revoked
 

@@ -6,9 +6,10 @@ The shell applies a Decision in this order:
 2. ``refused``: answer the registration (403/409) or the operator (404/409) with it; nothing else is set
    then but ``book``, ``alerts_raised`` and ``logs``.
 3. ``accept_session``: install the new session as the host's current one (and mint a credential bound to
-   ``mint_credential_for``), *then* ``close_sessions``: drop each from the table if it is still current
-   and close its channel. A Disconnected the transport reports for a closed session is then ignored (it
-   is no longer current); it must not be fed while that session is still current.
+   ``mint_credential_for``; then revoke ``replace_credential``, the one it replaces), *then*
+   ``close_sessions``: drop each from the table if it is still current and close its channel. A
+   Disconnected the transport reports for a closed session is then ignored (it is no longer current);
+   it must not be fed while that session is still current.
 4. ``unreachable``: mark those hosts unreachable.
 5. ``stimuli``: apply each to the task's current record, in order (the ledger drops those that no longer
    apply).
@@ -72,6 +73,7 @@ class Decision:
     refused: Refusal | None = None
     accept_session: bool = False
     mint_credential_for: str | None = None
+    replace_credential: str | None = None  # a minted credential no agent ever presented: revoke it
     stimuli: tuple[Stimulus, ...] = ()
     launch_after_commit: tuple[str, ...] = ()
     kills: tuple[KillOrder, ...] = ()
@@ -104,6 +106,7 @@ class Draft:
     refused: Refusal | None = None
     accept_session: bool = False
     mint_credential_for: str | None = None
+    replace_credential: str | None = None
     stimuli: list[Stimulus] = field(default_factory=list)
     launches: list[str] = field(default_factory=list)
     kills: list[KillOrder] = field(default_factory=list)
@@ -132,6 +135,7 @@ class Draft:
             refused=self.refused,
             accept_session=self.accept_session,
             mint_credential_for=self.mint_credential_for,
+            replace_credential=self.replace_credential,
             stimuli=tuple(self.stimuli),
             launch_after_commit=tuple(self.launches),
             kills=tuple(self.kills),

@@ -3,8 +3,14 @@
 An agent's credential is either bound to one host, or a join token that may register a host that has no
 credential of its own yet; the first such registration has the shell mint a credential bound to that
 host (as Nomad and Kubernetes node bootstrap do). From then on only a credential bound to the host may
-register it. A refused registration never replaces the live session and never touches the host's tasks;
-a claim on a host that belongs to another credential raises an impostor alert.
+register it — with one exception: a credential this leader minted that no agent ever presented (the
+agent lost its connection before the message carrying it arrived, e.g. a master that froze long enough
+for its pings to go unanswered) is replaced when the same join token registers the host again while no
+session holds it. Without that, such a host is locked out for good. The join token may claim any new
+host anyway, so this grants it nothing more; a credential once presented, or minted by another leader
+(it cannot know whether it arrived), is never replaced this way. A refused registration never replaces
+the live session and never touches the host's tasks; a claim on a host that belongs to another
+credential raises an impostor alert.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from corral.fleet.view import FleetView
 class Verdict:
     refusal: Refusal | None = None
     mint: bool = False  # accepted with a join token: the shell mints a credential bound to the host
+    replaces: str | None = None  # ... in place of this one, which never reached its agent
     impostor: bool = False  # the host belongs to another credential: raise (or count) an impostor alert
 
 
@@ -31,7 +38,10 @@ def verdict(view: FleetView, event: Registered) -> Verdict:
             message = f"credential {credential.token_id} is bound to host {credential.bound_host}, not {host}"
             return Verdict(Refusal(403, "wrong_host", message))
         return Verdict()  # the host's own credential (one of them, if an operator made another)
-    if view.host_credential(host) is not None:
+    bound = view.host_credential(host)
+    if bound is not None:
+        if host not in view.sessions and view.undelivered_credential(host) == (bound, credential.token_id):
+            return Verdict(mint=True, replaces=bound)
         message = f"host {host} has a credential of its own: a join token may not register it"
         return Verdict(Refusal(409, "host_claimed", message), impostor=True)
     live = view.sessions.get(host)

@@ -71,6 +71,10 @@ def _registered(view: FleetView, draft: Draft, event: Registered, now: float, po
     draft.accept_session = True
     if verdict.mint:
         draft.mint_credential_for = host
+        draft.replace_credential = verdict.replaces
+        if verdict.replaces is not None:
+            why = f"its credential {verdict.replaces} never reached its agent: a new one replaces it"
+            draft.log("warning", f"host {host} joins again with its join token; {why}")
     old = view.sessions.get(host)
     if old is not None and old.session_id != event.session_id:
         draft.closes.append(

@@ -54,3 +54,8 @@ class FleetView(Protocol):
     def host_credential(self, host_id: str) -> str | None:
         """The id of the live credential bound to ``host_id``, if it has one."""
         ...
+
+    def undelivered_credential(self, host_id: str) -> tuple[str, str] | None:
+        """A credential this leader minted for ``host_id`` that no agent has presented yet: its id and the
+        id of the join token it was minted from (None: none, or it was presented, or another leader's)."""
+        ...
