@@ -11,8 +11,9 @@ For each set and fleet slack (the fleet has that much more cpu than the tasks as
                with the next arrivals, as the master does): hosts used and tasks left pending.
     settled    after online: ``consolidate()`` rounds, every task movable, at most a quarter of the
                fleet emptied per round, each round's moves applied (emptied hosts stay in the fleet,
-               idle), until a round empties nothing; then the tasks still pending get one more
-               iteration. Hosts used then.
+               idle, and consolidation is told so: ``reuse``), until a round empties nothing; then the
+               tasks still pending get one more iteration. Hosts used then. With
+               ``--no-idle-destinations`` idle hosts take no moved task, as the autoscaler asks.
 
 Each figure is compared with the Martello-Toth L2 lower bound of the instance (no packing can use
 fewer hosts): ``*_over_pct`` is the mean over instances of (hosts used - L2) / L2 x 100. Times are the
@@ -24,6 +25,7 @@ Prints one JSON line per set and slack on stdout, progress on stderr:
     python bench/packing.py                     # u120, u250, u500 x 30 %, 3 %; 20 instances each
     python bench/packing.py --quick             # small: u250 and u500, 4 instances (tests use it)
     python bench/packing.py --set u500 --instances 5
+    python bench/packing.py --set u120 --slack 0.3 --no-idle-destinations
 
 Targets: batch within 0.5 % of the bound at either slack; settled within 1 %.
 """
@@ -154,7 +156,7 @@ class Result:
     violations: int = 0
 
 
-def run_instance(name: str, k: int, slack: float, *, online: bool) -> Result:
+def run_instance(name: str, k: int, slack: float, *, online: bool, idle: bool = True) -> Result:
     sizes = instance(name, k)
     hosts = math.ceil(sum(sizes) * (1 + slack) / CAPACITY)
     out = Result(l2_bound(sizes), hosts)
@@ -168,11 +170,11 @@ def run_instance(name: str, k: int, slack: float, *, online: bool) -> Result:
     out.batch, out.batch_pending = hosts_used(cluster), len(plan.pending)
     out.violations += overcommitted(cluster)
     if online:
-        run_online(out, work, hosts, k)
+        run_online(out, work, hosts, k, idle=idle)
     return out
 
 
-def run_online(out: Result, work: Workload, hosts: int, k: int) -> None:
+def run_online(out: Result, work: Workload, hosts: int, k: int, *, idle: bool) -> None:
     cluster = fleet(hosts)
     where: dict[str, str] = {}
     queued: list[PendingTask] = []
@@ -195,10 +197,14 @@ def run_online(out: Result, work: Workload, hosts: int, k: int) -> None:
             job = work.jobs[work.job_of[task_id]]
             residents.setdefault(host_id, []).append(Resident(task_id, job.job_id, job.footprint()))
         busy = sorted(residents)
+        view = cluster
+        if not idle:  # as the autoscaler asks: idle hosts take no moved task
+            view = cluster.fork()
+            view.schedulable = view.schedulable & (view.task_count > 0)
         started = time.perf_counter()
-        result = consolidate(
-            cluster, work.jobs, residents, busy, PROFILE, limit=limit, now=0.0, seed=k * 1000 + r
-        )
+        seed = k * 1000 + r
+        # Emptied hosts stay in the fleet (idle) for the next round: ``reuse`` tells consolidation so.
+        result = consolidate(view, work.jobs, residents, busy, PROFILE, limit=limit, seed=seed, reuse=True)
         out.consolidate_ms.append((time.perf_counter() - started) * 1000)
         if not result.emptied:
             break
@@ -284,19 +290,26 @@ def main() -> None:
         "--no-online", action="store_true", help="batch only (online + consolidation is slower)"
     )
     parser.add_argument("--quick", action="store_true", help="small: u250 and u500, 4 instances")
+    parser.add_argument(
+        "--no-idle-destinations",
+        action="store_true",
+        help="settled: idle hosts take no moved task (as the autoscaler asks)",
+    )
     args = parser.parse_args()
     names = args.set or (["u250", "u500"] if args.quick else list(SETS))
     count = args.instances or (4 if args.quick else 20)
     online = not args.no_online
+    idle = not args.no_idle_destinations
     for name in names:
         for slack in args.slack or SLACKS:
             results = []
             started = time.perf_counter()
             for k in range(count):
-                results.append(run_instance(name, k, slack, online=online))
+                results.append(run_instance(name, k, slack, online=online, idle=idle))
             log(f"{name} slack {slack:.0%}: {count} instances in {time.perf_counter() - started:.1f}s")
             line = summary(name, slack, results, online=online)
-            print(json.dumps(line | {"quick": args.quick}), flush=True)
+            extra = {"quick": args.quick} | ({"idle_destinations": idle} if online else {})
+            print(json.dumps(line | extra), flush=True)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ other candidates stay."""
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 import numpy as np
 from hypothesis import event, given, settings
@@ -37,6 +38,9 @@ class Fleet:
             self.cluster.assign(h, footprint)
             self.residents[host_id].append(Resident(task_id, j.job_id, footprint))
 
+    def used(self) -> int:
+        return int(np.count_nonzero(self.cluster.task_count[: self.cluster.size]))
+
     def consolidate(self, candidates: list[str], limit: int, seed: int = 0) -> Consolidation:
         return consolidate(
             self.cluster, self.jobs, self.residents, candidates, PROFILE, limit=limit, seed=seed
@@ -45,6 +49,45 @@ class Fleet:
 
 def sixteen_cpu(*names: str, **attributes: str) -> Fleet:
     return Fleet(cluster_of(host(n, cpu=16.0, memory=65536, **attributes) for n in names))
+
+
+def online(sizes: list[int], hosts: int, cpu: float) -> Fleet:
+    """Tasks of these cpu sizes (one job per size) arriving one per iteration, placed in pack mode."""
+    fleet = Fleet(cluster_of(host(f"h{i:02d}", cpu=cpu) for i in range(hosts)))
+    cluster = fleet.cluster
+    for i, size in enumerate(sizes):
+        j = fleet.jobs.setdefault(f"s{size}", job(f"s{size}", cpu=float(size), memory=64))
+        task = PendingTask(f"t{i:02d}", j.job_id)
+        plan = schedule(Snapshot(0.0, cluster, {j.job_id: j}, [task]), PROFILE, np.random.default_rng(i))
+        for a in plan.assignments:
+            assert a.footprint is not None
+            cluster.assign(cluster.index[a.host_id], a.footprint)
+            fleet.residents[a.host_id].append(Resident(a.task_id, j.job_id, a.footprint))
+    return fleet
+
+
+def settle(fleet: Fleet, limit: int, reuse: bool, rounds: int = 20) -> None:
+    """Consolidation rounds, each one's moves made (emptied hosts left idle), until one empties none."""
+    cluster, count = fleet.cluster, sum(len(rs) for rs in fleet.residents.values())
+    for r in range(rounds):
+        busy = sorted(h for h, rs in fleet.residents.items() if rs)
+        result = consolidate(
+            cluster, fleet.jobs, fleet.residents, busy, PROFILE, limit=limit, seed=r, reuse=reuse
+        )
+        if not result.emptied:
+            return
+        moved: dict[str, Resident] = {}
+        for host_id in result.emptied:
+            for resident in fleet.residents.pop(host_id):
+                cluster.release(cluster.index[host_id], resident.footprint)
+                moved[resident.task_id] = resident
+        assert set(result.moves) == set(moved)
+        for task_id, host_id in result.moves.items():
+            footprint = fleet.jobs[moved[task_id].job_id].footprint()
+            cluster.assign(cluster.index[host_id], footprint)
+            fleet.residents[host_id].append(Resident(task_id, moved[task_id].job_id, footprint))
+        assert (cluster.free[:, : cluster.size] >= -1e-9).all()
+    assert sum(len(rs) for rs in fleet.residents.values()) == count
 
 
 def test_an_idle_host_is_removable_as_it_is() -> None:
@@ -141,6 +184,43 @@ def test_several_hosts_emptied_together_onto_fewer_idle_hosts() -> None:
     assert result.kept["h2"].startswith("its 2 tasks fit on no other busy host")
 
 
+def test_regrouping_tasks_across_hosts_frees_a_host_no_chunk_of_them_can() -> None:
+    """Tasks of 7, 6 + 3, 5 + 4 and 5 cpu on 10-cpu hosts, one host idle: no host's tasks fit the others'
+    holes, and no chunk of the least-loaded hosts re-packs onto fewer with one idle host. The batch
+    packing 7 + 3, 6 + 4, 5 + 5 needs three: the 6 + 3 and 5 + 4 hosts are emptied, the 3 joins the 7,
+    the 5 the other 5, and the 6 and the 4 meet on the idle host."""
+    fleet = Fleet(cluster_of(host(f"h{i}", cpu=10.0) for i in range(5)))
+    fleet.put("h0", job("seven", cpu=7.0))
+    fleet.put("h1", job("six", cpu=6.0))
+    fleet.put("h1", job("three", cpu=3.0))
+    fleet.put("h2", job("five", cpu=5.0))
+    fleet.put("h2", job("four", cpu=4.0))
+    fleet.put("h3", fleet.jobs["five"])
+    result = fleet.consolidate(["h0", "h1", "h2", "h3"], limit=4)
+    assert sorted(result.emptied) == ["h1", "h2"]
+    assert result.moves == {
+        "six-0@h1": "h4",
+        "three-1@h1": "h0",
+        "five-0@h2": "h3",
+        "four-1@h2": "h4",
+    }
+    assert result.kept["h0"] == "regrouping tasks onto 1 fewer hosts empties other hosts first"
+
+
+def test_settling_by_rounds_reaches_the_batch_packing_when_emptied_hosts_stay() -> None:
+    """Forty tasks of 20..100 cpu arrive one at a time on 150-cpu hosts; then rounds of consolidation,
+    each round's moves made, the emptied hosts left idle (``reuse``). The rounds end on as few hosts as
+    the batch packer needs for the same tasks (one fewer than one-host and chunk trials reach here)."""
+    sizes = [int(s) for s in np.random.default_rng(5).integers(20, 101, size=40)]
+    fleet = online(sizes, hosts=-(-sum(sizes) * 13 // 1500), cpu=150.0)
+    arrived = fleet.used()
+    empty = cluster_of(host(f"h{i:02d}", cpu=150.0) for i in range(fleet.cluster.size))
+    tasks = [PendingTask(r.task_id, r.job_id) for rs in fleet.residents.values() for r in rs]
+    batch = schedule(Snapshot(0.0, empty, fleet.jobs, tasks), PROFILE, np.random.default_rng(0))
+    settle(fleet, limit=5, reuse=True)
+    assert fleet.used() <= len({a.host_id for a in batch.assignments}) < arrived
+
+
 def test_the_cluster_given_is_not_changed_and_the_answer_is_reproducible() -> None:
     fleet = sixteen_cpu("h0", "h1", "h2")
     fleet.put("h0", job("a", cpu=2.0, ports=2))
@@ -196,13 +276,52 @@ def fleets(draw: st.DrawFn) -> tuple[Fleet, list[str], int]:
 @given(fleets(), st.integers(0, 3))
 def test_consolidation_is_sound(drawn: tuple[Fleet, list[str], int], seed: int) -> None:
     fleet, candidates, limit = drawn
-    cluster = fleet.cluster
-    before = cluster_state(cluster)
+    before = cluster_state(fleet.cluster)
     result = fleet.consolidate(candidates, limit, seed)
-    assert_same(before, cluster_state(cluster))
     emptied = set(result.emptied)
     event(f"hosts emptied: {min(len(emptied), 3)}{'+' if len(emptied) >= 3 else ''}")
     event(f"tasks moved: {'some' if result.moves else 'none'}")
+    assert_sound(fleet, candidates, limit, result, before)
+
+
+@st.composite
+def packed(draw: st.DrawFn) -> Fleet:
+    """Tasks of 3..7 cpu arriving one at a time on 10-cpu hosts, with idle hosts to spare; a few hosts
+    unschedulable afterwards."""
+    sizes = draw(st.lists(st.integers(3, 7), min_size=6, max_size=24))
+    fleet = online(sizes, hosts=-(-sum(sizes) * 14 // 100) + 1, cpu=10.0)
+    for host_id in list(fleet.cluster.ids):
+        if draw(st.integers(0, 7)) == 0:
+            fleet.cluster.set_schedulable(host_id, False)
+    return fleet
+
+
+@settings(max_examples=200, deadline=None)
+@given(packed(), st.integers(1, 6), st.booleans())
+def test_consolidation_of_an_online_packing_is_sound(fleet: Fleet, limit: int, reuse: bool) -> None:
+    """Steps toward the target too: sound, and without ``reuse`` never filling more idle hosts than they
+    empty."""
+    cluster = fleet.cluster
+    candidates = sorted(h for h, rs in fleet.residents.items() if rs)
+    idle = {h for h in cluster.ids if cluster.task_count[cluster.index[h]] == 0}
+    before = cluster_state(cluster)
+    result = consolidate(cluster, fleet.jobs, fleet.residents, candidates, PROFILE, limit=limit, reuse=reuse)
+    regrouping = any(why.startswith("regrouping") for why in result.kept.values())
+    event(f"regrouping: {regrouping}, hosts emptied: {min(len(result.emptied), 2)}")
+    assert_sound(fleet, candidates, limit, result, before)
+    filled = set(result.moves.values()) & idle
+    assert reuse or len(filled) <= len(result.emptied)
+
+
+def assert_sound(
+    fleet: Fleet, candidates: list[str], limit: int, result: Consolidation, before: dict[str, Any]
+) -> None:
+    """The cluster as it was ``before``; at most ``limit`` candidates emptied, every other candidate kept with a
+    reason; every task on an emptied host moved onto a schedulable host not emptied, where it fits and
+    its job's zone holds."""
+    cluster = fleet.cluster
+    assert_same(before, cluster_state(cluster))
+    emptied = set(result.emptied)
     assert len(result.emptied) == len(emptied) <= limit
     assert emptied <= set(candidates)
     assert set(candidates) == emptied | set(result.kept) and not emptied & set(result.kept)

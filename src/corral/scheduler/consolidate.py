@@ -10,10 +10,18 @@ sinks the proposal, and its explanation becomes the reason the host is kept.
 Choosing what to empty (least-loaded first; idle hosts cost nothing):
 
 1. Idle candidates: removable as they are.
-2. One host at a time, least-loaded first, into the holes other busy hosts have (idle hosts take nothing
+2. With an idle host to build on and at most ``target.HOSTS`` busy candidates: a step toward the
+   *target*, the batch packer's packing of all their tasks at once, when it needs fewer hosts than are
+   busy (``target.py``). Chunks of the least-loaded hosts stop a host or two short of it: the hosts
+   they leave are nearly full and only regrouping tasks across most of them closes the gap. The step
+   keeps hosts already on target and empties others into target hosts built where there is room now
+   (holes of hosts on target, idle hosts); each call takes the next step, and the steps end at the
+   target. When a step is taken, the strategies below wait for the next call (their moves would go
+   where the target has other tasks).
+3. One host at a time, least-loaded first, into the holes other busy hosts have (idle hosts take nothing
    in these trials: filling one would save nothing). Cheap and safe, but after online placement most
    holes are smaller than any task, so this alone stops early.
-3. Then a chunk: the next least-loaded hosts emptied together, their tasks re-packed as one batch into
+4. Then a chunk: the next least-loaded hosts emptied together, their tasks re-packed as one batch into
    the holes and onto idle hosts — the batch packer (largest first, then ``improve.py``) needs fewer
    hosts for them than they occupy now. A chunk counts what it saves: hosts emptied less idle hosts
    filled. The larger the chunk the more room it gathers, up to what the idle hosts and holes can
@@ -24,7 +32,9 @@ Choosing what to empty (least-loaded first; idle hosts cost nothing):
 
 Idle hosts are the room a re-pack needs: the tighter the fleet, the less consolidation can do (with no
 idle host, only hosts whose tasks fit in the holes of others). Every trial costs one ``schedule()`` and
-there are at most ``TRIALS`` of them, so a call is bounded. The same inputs and seed give the same answer.
+there are at most ``TRIALS`` of them; a target step costs one batch ``schedule()``, a bounded greedy
+and one small ``schedule()`` per destination (``target.py``). So a call is bounded. The same inputs and
+seed give the same answer.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from corral.domain.capacity import Tier
+from corral.scheduler import target
 from corral.scheduler.cluster import Bools, Cluster, Placement
 from corral.scheduler.plan import Plan
 from corral.scheduler.profile import Mode, Profile
@@ -72,11 +83,14 @@ def consolidate(
     limit: int,
     now: float = 0.0,
     seed: int = 0,
+    reuse: bool = False,
 ) -> Consolidation:
     """Up to ``limit`` candidate hosts to empty, where each of their tasks would go, and why the other
     candidates stay. ``cluster`` is not changed. Tasks never move onto an emptied or unschedulable host;
-    they may move onto a schedulable idle host (make unschedulable the idle hosts you mean to remove)."""
-    plan = _Planner(cluster, jobs, residents, profile, now, seed)
+    they may move onto a schedulable idle host (make unschedulable the idle hosts you mean to remove).
+    ``reuse``: the caller keeps the hosts it empties, idle and schedulable, for later calls (a step
+    toward the target may then fill more idle hosts than it frees when later steps pay that back)."""
+    plan = _Planner(cluster, jobs, residents, profile, now, seed, reuse)
     busy: list[str] = []
     for host_id in dict.fromkeys(candidates):  # each once, in the caller's order
         why = plan.unfit(host_id)
@@ -89,8 +103,9 @@ def consolidate(
         else:
             plan.kept[host_id] = _limit(limit)
     busy.sort(key=plan.load_key)
-    plan.one_by_one(busy, limit)
-    plan.chunk([h for h in busy if h not in plan.emptied], limit)
+    if not plan.toward_target(busy, limit):
+        plan.one_by_one(busy, limit)
+        plan.chunk([h for h in busy if h not in plan.emptied], limit)
     for host_id in busy:
         if host_id not in plan.emptied and host_id not in plan.kept:
             plan.kept[host_id] = _limit(limit) if len(plan.emptied) >= limit else plan.untried()
@@ -130,6 +145,7 @@ class _Planner:
         profile: Profile,
         now: float,
         seed: int,
+        reuse: bool,
     ) -> None:
         self.original = cluster
         self.jobs = jobs
@@ -137,6 +153,7 @@ class _Planner:
         self.profile = Profile({Tier.CRITICAL: Mode.PACK, Tier.FLEX: Mode.PACK}, profile.weights)
         self.now = now
         self.seed = seed
+        self.reuse = reuse
         self.work = cluster.fork()  # the state once the moves chosen so far are made
         self.open: Bools = cluster.schedulable.copy()  # schedulable and not emptied
         self.emptied: list[str] = []
@@ -168,6 +185,39 @@ class _Planner:
         return f"not tried: at most {TRIALS} trial placements per call"
 
     # -- strategies -------------------------------------------------------------------------------
+
+    def toward_target(self, busy: list[str], limit: int) -> bool:
+        """One step toward the batch packer's packing of the busy hosts' tasks (``target.py``); True if
+        taken. Only with an idle host to begin target hosts on (without one, a step could only pour
+        hosts into holes, as the one-host trials do) and at most ``target.HOSTS`` busy hosts (a target
+        that leaves hosts out would change with every call)."""
+        n = self.work.size
+        if not (self.open[:n] & (self.work.task_count[:n] == 0)).any():
+            return False
+        if len(busy) > target.HOSTS or any(self.moved_onto(h) is not None for h in busy):
+            return False
+        room = limit - len(self.emptied)  # the step's own bounds (``target.py``), not ``TRIALS``
+        found = target.step(
+            self.work,
+            self.open,
+            self.jobs,
+            self.residents,
+            busy,
+            self.profile,
+            limit=room,
+            now=self.now,
+            reuse=self.reuse,
+        )
+        if found is None:
+            return False
+        found.cluster.schedulable = self.original.schedulable
+        self.work = found.cluster
+        self.empty(list(found.hosts), found.moves)
+        why = f"regrouping tasks onto {found.saving} fewer hosts empties other hosts first"
+        for host_id in busy:
+            if host_id not in self.emptied:
+                self.kept[host_id] = why
+        return True
 
     def one_by_one(self, busy: list[str], limit: int) -> None:
         """Least-loaded first, each host alone into the holes of busy hosts."""

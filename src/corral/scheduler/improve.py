@@ -3,7 +3,7 @@
 Serving the queue puts each class where it fits best at that moment — at best best-fit decreasing,
 which uses a host or two more than needed (about 1 % on uniform sizes). This iteration's tasks are not
 running yet, so moving them is free: the pass models them as items on bins (``repack.py``), lets the
-search free bins, and moves the tasks for real.
+search free bins (first aiming at the bound outright, ``complete.py``), and moves the tasks for real.
 
 What may move: the tier's tasks placed this iteration whose job's rules do not depend on where its
 other tasks are (no unique/exclusive host, zone balance, job spreading or soft constraint). A tier with

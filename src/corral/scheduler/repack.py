@@ -8,6 +8,13 @@ between an overflowing bin and any other (one or two items each way) to drive th
 zero. A short tabu list (an item may not go straight back to the bin it left) lets it cross plateaus.
 Zero overflow: one bin fewer, try the next; overflow left when the budget runs out: undo that try.
 
+Near the bound, where almost every bin must end up full to the last unit, that search wanders on
+plateaus; so it first aims at the bound outright (``complete.py``: bin completion, the bins filled one
+at a time, short descents of several widths) with a share of the budget. When no descent fills the
+bound's bins, the one that placed the most items is a start to balance from (its last items poured
+into its bins), or, if that fails too, to fit the rest into a bin or two and go on from there when that
+beats the packing it was given.
+
 Sizes have one column per dimension that must fit (resources, ports, addresses), already scaled by the
 caller so a unit weighs the same in every column. Every step is counted, so the work is bounded, and
 the same input and seed give the same result.
@@ -21,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from corral.scheduler.cluster import Bools, Floats, Ints
+from corral.scheduler.complete import complete
 
 EPS = 1e-9
 TENURE = 7  # steps an item may not go back to the bin it just left
@@ -39,6 +47,7 @@ FIRST_WORK = 0.5  # ... or this share of the budget
 # fit, without the search: that is not a gap swaps close, and trying costs the iteration dearly.
 DEEP_GAP = 3  # bins over the bound ...
 DEEP_SHARE = 0.02  # ... or this share of the bins in use, at most
+COMPLETE_SHARE = 0.3  # of the budget, for aiming at the bound outright (``complete``) first
 
 
 @dataclass(slots=True)
@@ -113,12 +122,21 @@ def repack(bins: Bins, rng: np.random.Generator, *, work: int, bound: int = 0) -
     only ``bound`` emptiable bins are in use (nothing to gain), and searches only when that is near
     (``DEEP_GAP``). A try to free a bin gets ``PATIENCE`` steps; it gives up after ``TRIES`` failed tries
     in a row — after ``FIRST_TRIES``, or ``FIRST_WORK`` of the budget, while it has freed none (the
-    packing is then likely as tight as it gets).
+    packing is then likely as tight as it gets). When it searches, ``COMPLETE_SHARE`` of the budget goes
+    first to packing into ``bound`` bins outright.
     """
     search = _Search(bins, rng, int(work * FIRST_WORK))
     search.place_unplaced()
     gap = bins.used() - bound
     deep = gap <= max(DEEP_GAP, DEEP_SHARE * bins.used())
+    if deep and bins.used() > bound:
+        done = complete(bins, bound, int(work * COMPLETE_SHARE), rng)
+        search.work += done.spent
+        search.budget += int(done.spent * FIRST_WORK)  # its share of what is left
+        if done.where is not None:
+            bins.reset(done.where)
+        elif done.nearest is not None:
+            search.start_from(done.nearest, done.bins)
     failed: set[int] = set()
     freed = False
     while not search.spent() and bins.used() > bound and len(failed) < (TRIES if freed else FIRST_TRIES):
@@ -172,6 +190,21 @@ class _Search:
         if not (self.pour(waiting, live) and self.balance(live, PATIENCE)):
             bins.reset(saved)
             self.fit_unplaced()
+
+    def start_from(self, nearest: Ints, target: Ints) -> None:
+        """Start from the completion that placed the most items, if it leads somewhere better: the rest
+        poured into the ``target`` bins it filled and balanced, else fitted where they fit best."""
+        bins = self.bins
+        saved, before = bins.where.copy(), (int(np.count_nonzero(bins.where < 0)), bins.used())
+        bins.reset(nearest)
+        live = np.zeros(len(bins.cap), dtype=bool)
+        live[target] = True
+        if self.pour(np.flatnonzero(bins.where < 0), live) and self.balance(live, PATIENCE):
+            return
+        bins.reset(nearest)
+        self.fit_unplaced()
+        if (int(np.count_nonzero(bins.where < 0)), bins.used()) >= before:
+            bins.reset(saved)
 
     def fit_unplaced(self) -> None:
         """Each unplaced item, largest first, where it fits best (a bin in use before an idle one)."""
