@@ -5,7 +5,7 @@ provider backoff: exponential, capped, fully jittered."""
 from __future__ import annotations
 
 from corral.autoscale.backoff import BASE_S, CAP_S, THROTTLED_BASE_S, retry_after
-from corral.autoscale.movable import blocker
+from corral.autoscale.movable import blocker, job_blocker, task_blocker
 from corral.domain.disruption import DisruptionBudget, RatePerInterval, SelfManaged, TimeWindow
 from tests.disruption.test_relocation import NOW, batch, svc, up
 
@@ -30,6 +30,17 @@ def test_a_move_in_flight_frees_the_budget_later() -> None:
     assert blocker(job, tasks, tasks[1:2], NOW) is None
     why = blocker(job, tasks, tasks[:1], NOW)  # that task is moving already
     assert why is not None and why.kind == "moving"
+
+
+def test_the_job_verdict_is_the_hosts_verdict_once_its_tasks_may_move() -> None:
+    """The shell asks the job's budget once per round and each task on its own: that must say what
+    ``blocker`` says for any host's tasks."""
+    for pct in (75, 100):
+        job = svc(4, DisruptionBudget(availability_percentage=pct))
+        tasks = [up("t0", "h0", relocating_to="t9"), *[up(f"t{i}", f"h{i}") for i in range(1, 4)]]
+        for on_host in ([tasks[0]], [tasks[1]], tasks[1:3], tasks):
+            split = next((w for w in map(lambda t: task_blocker(job, t), on_host) if w), None)
+            assert (split or job_blocker(job, tasks, NOW)) == blocker(job, tasks, on_host, NOW)
 
 
 def test_windows_self_managed_and_relocation_limits_block() -> None:

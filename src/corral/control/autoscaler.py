@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections import deque
@@ -26,7 +27,7 @@ from corral.autoscale.backoff import retry_after
 from corral.autoscale.decide import Context, GroupInput, decide, scale_down_room
 from corral.autoscale.demand import not_yet_created
 from corral.autoscale.model import GroupDecision, GroupRecord, HostCondition, HostView, Kept
-from corral.autoscale.movable import blocker
+from corral.autoscale.movable import job_blocker, task_blocker
 from corral.control.agents import AgentHub
 from corral.control.classes import class_key
 from corral.control.hostgroups import HostGroups
@@ -35,6 +36,7 @@ from corral.control.operations import Operations
 from corral.control.scheduling import SchedulerShell
 from corral.control.state import ClusterState
 from corral.domain.hostgroup import HostGroup
+from corral.domain.job import Job
 from corral.domain.states import HostState, TaskState
 from corral.providers import Instance, Provider
 from corral.scheduler import JobClass, PendingReason, PendingTask, Profile
@@ -116,6 +118,7 @@ class Autoscaler:
         self.decisions: dict[str, GroupDecision] = {}
         self.history: deque[Action] = deque(maxlen=HISTORY)
         self.stats = RoundStats()
+        self._job_verdicts: tuple[float, dict[str, Kept | None]] = (math.nan, {})  # (round, job -> verdict)
         self.trusted = True
         self.young = 0  # tasks pending for a fixable reason, not yet long enough to count
         self._random = random.Random()
@@ -421,6 +424,17 @@ class Autoscaler:
                 out.setdefault(name, {})[host_id] = Kept("tasks_fit_nowhere", detail)
         return out, blocked
 
+    def _job_blocker(self, job: Job, now: float) -> Kept | None:
+        """``job_blocker`` once per job and round (``now``): it reads every task of the job, and a round
+        weighs every task on every candidate host (per task, a 5,000-task burst froze the loop)."""
+        at, verdicts = self._job_verdicts
+        if at != now:
+            verdicts = {}
+            self._job_verdicts = (now, verdicts)
+        if job.id not in verdicts:
+            verdicts[job.id] = job_blocker(job, self.state.tasks_of(job.id), now)
+        return verdicts[job.id]
+
     def _residents(
         self, host_id: str, now: float, residents: dict[str, list[Resident]], jobs: dict[str, JobClass]
     ) -> Kept | None:
@@ -433,7 +447,7 @@ class Autoscaler:
             job = state.jobs.get(task.job_id)
             if job is None or job.id in state.set_aside:
                 return Kept("unknown_job", f"task {task.id}'s job cannot be weighed (set aside or unknown)")
-            why = blocker(job, state.tasks_of(job.id), [task], now)
+            why = task_blocker(job, task) or self._job_blocker(job, now)
             if why is not None:
                 return why
             key = job.id if task.version == job.version else class_key(job.id, task.version)
