@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from corral.autoscale import trial
 from corral.autoscale.backoff import retry_after
 from corral.autoscale.decide import Context, GroupInput, decide, scale_down_room
-from corral.autoscale.demand import not_yet_created
+from corral.autoscale.demand import not_yet_created, old_enough
 from corral.autoscale.model import GroupDecision, GroupRecord, HostCondition, HostView, Kept
 from corral.autoscale.movable import job_blocker, task_blocker
 from corral.control.agents import AgentHub
@@ -315,18 +315,15 @@ class Autoscaler:
             return {}, []
         after = min(g.pending_after_s for g in scalable)
         reasons = self.scheduler.pending_reasons
-        chosen: set[str] = set()
-        self.young = 0
+        waiting: list[tuple[str, str, float]] = []
         for task_id, pending in reasons.items():
             if pending.reason not in FIXABLE:
                 continue
             task = self.state.tasks.get(task_id)
             if task is None or task.state is not TaskState.ACCEPTED:
                 continue
-            if now - max(task.created_at, task.ready_at) >= after:
-                chosen.add(task_id)
-            else:
-                self.young += 1
+            waiting.append((task_id, task.job_id, now - max(task.created_at, task.ready_at)))
+        chosen, self.young = old_enough(waiting, after)
         if not chosen:
             return {}, []
         jobs, tasks, _waits = self.scheduler.describe(now)
