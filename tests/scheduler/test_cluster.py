@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from corral.domain.resources import Resources
 from corral.scheduler import Cluster, Placement
@@ -220,3 +222,40 @@ def test_codes_are_stable_and_security_group_sets_are_unordered() -> None:
     assert cluster.lookup("zone", "z1") == cluster.code("zone", "z1") == 1
     assert cluster.lookup("zone", "z9") is None
     assert cluster.attribute("no-such-key").tolist() == [MISSING, MISSING]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.one_of(st.just(0.0), st.floats(0.25, 1e6)), min_size=5, max_size=5),
+    st.lists(
+        st.builds(
+            Resources,
+            st.floats(0.0, 64.0),
+            st.integers(0, 1 << 20),
+            st.integers(0, 1 << 20),
+            st.integers(0, 10_000),
+            st.integers(0, 4),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_assign_keeps_free_and_utilization_as_the_columns_compute_them(
+    totals: list[float], tasks: list[Resources]
+) -> None:
+    """``assign`` works out one host's numbers in plain floats: bitwise what the column arithmetic gives
+    (float64 ``free``, float32 ``util`` = has - free x inv_total)."""
+    cluster = Cluster()
+    cluster.upsert_host(host("h0", cpu=totals[0], memory=int(totals[1])))
+    cluster.total[2:, 0] = totals[2:]
+    total = cluster.total[:, 0]
+    cluster.free[:, 0] = total
+    cluster.has[:, 0] = total > 0
+    cluster.inv_total[:, 0] = np.divide(1.0, total, out=np.zeros(5), where=total > 0)
+    free = cluster.free[:, 0].copy()
+    for r in tasks:
+        cluster.assign(0, Placement("j", r))
+        free -= np.array([r.cpu, r.memory_mb, r.disk_mb, r.network_mbps, r.gpu], dtype=np.float64)
+        util = (cluster.has[:, 0] - free * cluster.inv_total[:, 0]).astype(np.float32)
+        assert cluster.free[:, 0].tobytes() == free.tobytes()
+        assert cluster.util[:, 0].tobytes() == util.tobytes()

@@ -49,8 +49,9 @@ def knobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @st.composite
-def one_task_worlds(draw: st.DrawFn) -> World:
-    """A fleet of one to three shapes, many hosts each, partly loaded; many one-task jobs (a few larger)."""
+def one_task_worlds(draw: st.DrawFn, zone_balance: bool = False) -> World:
+    """A fleet of one to three shapes, many hosts each, partly loaded; many one-task jobs (a few larger).
+    ``zone_balance``: keep the jobs' hard zone balance (and give some of them that rule)."""
     templates = draw(st.lists(host_specs(0, ("z0", "z1", "z2")), min_size=1, max_size=3))
     specs = []
     for i in range(draw(st.integers(2, 16))):
@@ -73,6 +74,10 @@ def one_task_worlds(draw: st.DrawFn) -> World:
         # for those). Not zone balance: its pending explanation can go stale when a later class fills a
         # zone (a cap over fewer zones is looser), which test_properties' worlds do not reach.
         hard = {k: v for k, v in cls.hard.items() if k != "zone_balance"}
+        if zone_balance:
+            hard = dict(cls.hard)
+            if draw(st.booleans()):
+                hard["zone_balance"] = "true"
         cls = replace(cls, hard={}, soft={}) if draw(st.booleans()) else replace(cls, hard=hard)
         count = draw(st.sampled_from([1, 1, 1, 1, 2, 3]))
         cls = replace(cls, size=count, group="default")
@@ -127,6 +132,20 @@ def test_the_plan_is_the_same_with_the_fast_path_on_and_off(world: World) -> Non
 
 @pytest.mark.usefixtures("knobs")
 @CHECKS
+@given(one_task_worlds(zone_balance=True))
+def test_zone_balanced_one_task_jobs_plan_the_same_with_the_fast_path_on_and_off(world: World) -> None:
+    """A zone-balanced job with none of its tasks placed yet has zone terms of 0 everywhere: the index
+    answers for its one task, and must pick the full scan's host (its second task, if any, scans)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _, _, off = plan_with(world, False, monkeypatch)
+        snapshot, fleet, on = plan_with(world, True, monkeypatch)
+    assert on == off
+    check_no_host_is_over_committed(snapshot, fleet, on)
+    check_every_task_once(snapshot, on)
+
+
+@pytest.mark.usefixtures("knobs")
+@CHECKS
 @given(one_task_worlds(), st.data())
 def test_the_index_picks_the_full_scans_host(world: World, data: st.DataObject) -> None:
     """Class by class, on a cluster that changes between them: the index's answer is the argmax of a full
@@ -146,7 +165,9 @@ def test_the_index_picks_the_full_scans_host(world: World, data: st.DataObject) 
             continue
         index.queue = [(cls, [])]
         answer = index.best(ctx, placer.scoring)
-        scores = placer._evaluate(Rows.all(ctx), tiebreak[:n])  # the full scan's local scores
+        scores = placer._evaluate(Rows.all(ctx), tiebreak[:n])  # the full scan's local scores ...
+        if placer.zones is not None:  # ... and its zone terms
+            scores = scores + placer.zones.broadcast(scores)
         if answer is None:
             continue
         best = scores.max()

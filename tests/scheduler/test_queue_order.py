@@ -3,9 +3,17 @@
 
 from __future__ import annotations
 
+from collections import deque
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from corral.domain.capacity import CapacityGroup, Tier
 from corral.domain.resources import Resources
-from corral.scheduler import PendingReason
+from corral.scheduler import JobClass, PendingReason, PendingTask
+from corral.scheduler.cluster import vector
+from corral.scheduler.queue import Bucket, pack_order
 from tests.scheduler.builders import cluster_of, host, job, pending, placed, run, snapshot
 
 GUARANTEE = Resources(8.0, 8192)
@@ -113,3 +121,72 @@ def test_a_job_naming_an_unknown_group_is_served_as_the_default_group() -> None:
     plan = run(snapshot(cluster_of([host("h0")]), [job("g", group="ghost", size=2)], groups=groups))
     assert list(placed(plan)) == ["g-0"]
     assert pending(plan)["g-1"].message == "capacity group `default` at its limit"
+
+
+# -- pack_order, all classes at once against one at a time ------------------------------------------
+
+
+def pack_order_one_by_one(buckets: list[Bucket], free: np.ndarray, total: np.ndarray) -> None:
+    """``pack_order`` as first written: demands summed and the head grown one class at a time."""
+    demands = [[vector(cls.request) * len(tasks) for cls, tasks in b.classes] for b in buckets]
+    totals = [sum(d, np.zeros_like(free)) for d in demands]
+    everything = sum(totals, np.zeros_like(free))
+    share = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
+    for bucket, demand, own in zip(buckets, demands, totals, strict=True):
+        room = free - (everything - own) + 1e-9
+        head = 0
+        used = np.zeros_like(free)
+        while head < len(demand) and np.all(used + demand[head] <= room):
+            used += demand[head]
+            head += 1
+        if head < 2:
+            continue
+        classes = list(bucket.classes)
+        ordered = sorted(
+            classes[:head],
+            key=lambda item: (-float((vector(item[0].request) * share).max()), item[0].created_at),
+        )
+        bucket.classes = deque(ordered + classes[head:])
+
+
+requests = st.builds(
+    Resources,
+    st.sampled_from([0.25, 0.5, 1.0, 1.5, 3.0, 8.0]),
+    st.integers(0, 8192),
+    st.integers(0, 4096),
+    st.integers(0, 300),
+    st.integers(0, 1),
+)
+
+
+def buckets_of(jobs: list[list[tuple[Resources, int, int]]]) -> list[Bucket]:
+    out = []
+    for g, group in enumerate(jobs):
+        b = Bucket(CapacityGroup(f"g{g}", Tier.FLEX), np.zeros(5), np.zeros(5), None)
+        for k, (request, count, created) in enumerate(group):
+            cls = JobClass(f"g{g}j{k}", f"g{g}", request, float(created))
+            b.classes.append((cls, [PendingTask(f"{cls.job_id}-{i}", cls.job_id) for i in range(count)]))
+        out.append(b)
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.tuples(requests, st.integers(1, 40), st.integers(0, 5)), max_size=12),
+        min_size=1,
+        max_size=3,
+    ),
+    st.floats(1.0, 400.0),
+)
+def test_pack_order_orders_as_one_class_at_a_time(
+    jobs: list[list[tuple[Resources, int, int]]], cpu: float
+) -> None:
+    free = vector(Resources(cpu, 400_000, 200_000, 20_000, 8))
+    total = free * 1.5
+    fast, slow = buckets_of(jobs), buckets_of(jobs)
+    pack_order(fast, free, total)
+    pack_order_one_by_one(slow, free, total)
+    assert [[c.job_id for c, _ in b.classes] for b in fast] == [
+        [c.job_id for c, _ in b.classes] for b in slow
+    ]

@@ -101,7 +101,7 @@ class ClassContext:
     def place_one(self, h: int) -> None:
         if self.job_dependent:
             if not self.job_on_host.flags.writeable:  # the shared zeros: this job's first task lands
-                self.job_on_host = self.job_on_host.copy()
+                self.job_on_host = np.zeros(len(self.job_on_host), dtype=np.int64)  # (fresh zeros are cheap)
             self.job_on_host[h] += 1
         if self.zone.size:
             z = self.zone[h]
@@ -120,9 +120,48 @@ def _zeros(n: int) -> Ints:
     return _ZEROS[0][:n]
 
 
+def _mask(
+    cluster: Cluster, name: str, value: str, masks: dict[tuple[str, str], Bools | None] | None
+) -> Bools | None:
+    """``attribute_mask``, looked up in ``masks`` (one iteration's, for one cluster) before it is worked out:
+    many classes pin the same zone or instance type, and the hosts' attributes hold for the iteration."""
+    if masks is None:
+        return attribute_mask(cluster, name, value)
+    key = (name, value)
+    if key not in masks:
+        masks[key] = attribute_mask(cluster, name, value)
+    return masks[key]
+
+
+def _zone_live(
+    cluster: Cluster,
+    cls: JobClass,
+    static: Bools,
+    names: list[str],
+    masks: dict[tuple[str, str], Bools | None] | None,
+) -> Bools:
+    """The zones with a host the class's constraints allow (``names``: the hard ones that narrowed
+    ``static``). The same for every class pinned the same way: looked up in ``masks`` when given."""
+    key = ("zone_live", ";".join(sorted(f"{name}={cls.hard[name]}" for name in names)))
+    found = None if masks is None else masks.get(key)
+    if found is None:
+        zone = cluster.attribute("zone")
+        zones = max(len(cluster.codebook.get("zone", {})), 1)
+        found = np.bincount(zone[(zone >= 0) & static], minlength=zones) > 0
+        if masks is not None:
+            masks[key] = found
+    return found
+
+
 def build_context(
-    cluster: Cluster, cls: JobClass, *, need_zones: bool, job_spread: bool = False
+    cluster: Cluster,
+    cls: JobClass,
+    *,
+    need_zones: bool,
+    job_spread: bool = False,
+    masks: dict[tuple[str, str], Bools | None] | None = None,
 ) -> ClassContext:
+    """The class's context. ``masks``: attribute masks already worked out on this cluster (filled in)."""
     n = cluster.size
     r = cls.request
     amount = [float(r.cpu), float(r.memory_mb), float(r.disk_mb), float(r.network_mbps), float(r.gpu)]
@@ -135,7 +174,7 @@ def build_context(
     ctx.need = np.array([a - EPS if a > 0 else -math.inf for a in amount])
     ctx.job_spread = job_spread
     for name, value in cls.hard.items():
-        mask = attribute_mask(cluster, name, value)
+        mask = _mask(cluster, name, value, masks)
         if mask is not None:
             static_masks[name] = mask
             static = static & mask
@@ -147,7 +186,7 @@ def build_context(
         elif name == ConstraintName.ZONE_BALANCE:
             ctx.zone_balance = is_enabled(value)
     for name, value in cls.soft.items():
-        mask = attribute_mask(cluster, name, value)
+        mask = _mask(cluster, name, value, masks)
         if mask is not None:
             ctx.soft_static.append(mask)
         elif name == ConstraintName.UNIQUE_HOST:
@@ -167,12 +206,12 @@ def build_context(
         zone = cluster.attribute("zone")
         zones = max(len(cluster.codebook.get("zone", {})), 1)
         ctx.zone = zone
-        known = zone >= 0
         if placed:
+            known = zone >= 0
             ctx.zone_count = np.bincount(zone[known], weights=counts[known], minlength=zones).astype(np.int64)
         else:
             ctx.zone_count = np.zeros(zones, dtype=np.int64)
-        ctx.zone_live = np.bincount(zone[known & static], minlength=zones) > 0
+        ctx.zone_live = _zone_live(cluster, cls, static, list(static_masks), masks)
         live = max(int(ctx.zone_live.sum()), 1)
         ctx.zone_limit = math.ceil(cls.size / live)
         ctx.zone_least = int(ctx.zone_count[ctx.zone_live].min()) if ctx.zone_live.any() else 0

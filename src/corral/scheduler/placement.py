@@ -8,9 +8,11 @@ while it stays the best choice — in pack mode that fills it, in spread mode it
 what changed is scored again, so a class of a thousand identical tasks costs one full scan plus a small
 step per host.
 
-One task of a class whose score is ``separable`` (no zone, soft or job-spreading term) is placed without
-a full scan: the iteration's index (``shapes.py``) scores a few candidates and names the host the scan
-would pick. Every row, scanned or not, is scored from the index's sums, so the two agree bitwise.
+One task of a class whose score is ``separable`` (besides the affine part, only image locality and soft
+constraints; no job spreading; zone terms, if any, that do not depend on where the class may go — a
+zone-balanced job with no task placed yet) is placed without a full scan: the iteration's index
+(``shapes.py``) scores a few candidates and names the host the scan would pick. Every row, scanned or
+not, is scored from the index's sums, so the two agree bitwise.
 """
 
 from __future__ import annotations
@@ -59,13 +61,26 @@ class ClassPlacer:
         # separable score it may also answer one task at a time without scoring every host; the scores
         # are then computed when first needed (``lazy`` until then).
         self.index = shapes
-        self.shapes = shapes if self.zones is None and self.scoring.separable else None
+        self.shapes = shapes if self.scoring.separable and self._indexable() else None
         self.lazy = self.shapes is not None
         if self.lazy:
             self.local = self.scores = _NO_SCORES
         else:
             self.local = self._evaluate(rows, tiebreak[: ctx.cluster.size])
             self.scores = self._combine()
+
+    def _indexable(self) -> bool:
+        """Whether the index can answer for one task now: no zone terms, or terms that do not depend on
+        where the class may go (``ZoneTerms.flat``)."""
+        return self.zones is None or self.zones.flat() is not None
+
+    def _zone_terms(self) -> tuple[Ints, Floats] | None:
+        """The flat zone terms as the index adds them, (each host's slot, each slot's term); None when
+        there are none or all are 0."""
+        terms = None if self.zones is None else self.zones.flat()
+        if self.zones is None or terms is None or not terms.any():
+            return None
+        return self.zones.slot, terms
 
     def close(self) -> None:
         """The class is placed or explained: let go of its scores. An iteration of many classes would
@@ -120,8 +135,8 @@ class ClassPlacer:
     def place(self, count: int) -> list[Landed]:
         """Place up to ``count`` tasks; fewer means no host can take the next one."""
         if self.lazy:
-            if count == 1 and self.shapes is not None:
-                h = self.shapes.best(self.ctx, self.scoring)
+            if count == 1 and self.shapes is not None and self._indexable():
+                h = self.shapes.best(self.ctx, self.scoring, self._zone_terms())
                 if h is not None and self._room(h) >= 1:
                     return [self._land(h)]
             self.lazy = False  # more than one task, or the index could not tell: score every host now

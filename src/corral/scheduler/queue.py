@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from corral.domain.capacity import DEFAULT_GROUP, CapacityGroup, Tier, default_group
+from corral.domain.resources import Resources
 from corral.scheduler.cluster import Floats, vector
 from corral.scheduler.snapshot import JobClass, PendingTask, Snapshot
 
@@ -104,28 +105,34 @@ def pack_order(buckets: list[Bucket], free: Floats, cluster_total: Floats) -> bo
     jobs after that prefix keep their fair order behind it, so when room is short the oldest jobs
     still come first, and DRF still decides between groups. Returns whether any bucket was reordered.
     """
-    demands = [[vector(cls.request) * len(tasks) for cls, tasks in b.classes] for b in buckets]
-    totals = [sum(d, np.zeros_like(free)) for d in demands]
+    # Each class's request (class x resource) and demand (x its tasks); running totals per bucket, added
+    # one class after another (``cumsum``), as the head below grows.
+    requests = [
+        np.array([_row(cls.request) for cls, _ in b.classes], dtype=np.float64).reshape(-1, len(free))
+        for b in buckets
+    ]
+    counts = [np.array([len(tasks) for _, tasks in b.classes], dtype=np.float64) for b in buckets]
+    running = [np.cumsum(r * c[:, None], axis=0) for r, c in zip(requests, counts, strict=True)]
+    totals = [run[-1] if run.shape[0] else np.zeros_like(free) for run in running]
     everything = sum(totals, np.zeros_like(free))
     share = np.divide(1.0, cluster_total, out=np.zeros_like(cluster_total), where=cluster_total > 0)
     reordered = False
-    for bucket, demand, total in zip(buckets, demands, totals, strict=True):
+    for bucket, request, run, total in zip(buckets, requests, running, totals, strict=True):
         room = free - (everything - total) + 1e-9
-        head = 0
-        used = np.zeros_like(free)
-        while head < len(demand) and np.all(used + demand[head] <= room):
-            used += demand[head]
-            head += 1
+        fits = (run <= room).all(axis=1)
+        head = int(fits.argmin()) if not fits.all() else len(fits)  # the first class that would not fit
         if head < 2:
             continue
         classes = list(bucket.classes)
-        ordered = sorted(
-            classes[:head],
-            key=lambda item: (-float((vector(item[0].request) * share).max()), item[0].created_at),
-        )
-        bucket.classes = deque(ordered + classes[head:])
+        largest = (request[:head] * share).max(axis=1).tolist()
+        order = sorted(range(head), key=lambda i: (-largest[i], classes[i][0].created_at))
+        bucket.classes = deque([classes[i] for i in order] + classes[head:])
         reordered = True
     return reordered
+
+
+def _row(r: Resources) -> tuple[float, int, int, int, int]:
+    return (r.cpu, r.memory_mb, r.disk_mb, r.network_mbps, r.gpu)
 
 
 class TierQueue:

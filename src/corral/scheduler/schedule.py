@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from corral.domain.capacity import TIER_ORDER
-from corral.scheduler.cluster import Cluster, vector
+from corral.scheduler.cluster import Bools, Cluster, vector
 from corral.scheduler.context import build_context
 from corral.scheduler.explain import explain
 from corral.scheduler.improve import Pass
@@ -70,6 +70,7 @@ class _Iteration:
         self.seen: dict[str, int] = {}  # placer -> how far into ``changed`` it has caught up
         self.placers: dict[str, ClassPlacer] = {}
         self.shapes = ShapeIndex(cluster, self.tiebreak, self.changed)  # one-task placements (``shapes.py``)
+        self.masks: dict[tuple[str, str], Bools | None] = {}  # hard/soft attribute masks, per (name, value)
 
     def serve(self, buckets: list[Bucket], weights: Weights, pack: bool) -> None:
         """Serve one tier's buckets in DRF order until every class is placed or explained."""
@@ -77,6 +78,7 @@ class _Iteration:
             n = self.cluster.size
             free = self.cluster.free[:, :n][:, self.schedulable].sum(axis=1) if n else np.zeros(5)
             pack_order(buckets, free, self.total)
+        self.shapes.expect(pair for b in buckets for pair in b.classes)
         repack = Pass(self, buckets) if buckets and pack else None
         queue = TierQueue(buckets, self.total)
         while (turn := queue.next()) is not None:
@@ -89,25 +91,34 @@ class _Iteration:
     def _turn(self, bucket: Bucket, rival: tuple[float, float, str] | None, weights: Weights) -> None:
         """Place the bucket's next class for as long as its turn lasts."""
         cls, tasks = bucket.classes[0]
-        req = vector(cls.request)
-        room = bucket.limit_room(req)
+        placer = self.placers.get(cls.job_id)
+        room = 1 << 30
+        if bucket.limit is not None:
+            room = bucket.limit_room(vector(cls.request) if placer is None else placer.ctx.req)
         if room == 0:
             message = f"capacity group `{bucket.group.name}` at its limit"
             self.pending.extend(Pending(t.task_id, PendingReason.GROUP_LIMIT, message) for t in tasks)
             bucket.classes.popleft()
             return
-        placer = self._placer(cls, weights)
+        placer = self._placer(cls, weights) if placer is None else self._resume(placer, cls.job_id)
         self.shapes.queue = bucket.classes  # what is queued sets how little room the index must keep
-        count = min(len(tasks), room, bucket.turn_length(req, rival, self.total))
+        req = placer.ctx.req  # the request as a vector, as ``vector(cls.request)`` (built once per class)
+        count = len(tasks) if rival is None else bucket.turn_length(req, rival, self.total)
+        count = min(len(tasks), room, count)
         landed = placer.place(count)
+        ids, changed = self.cluster.ids, self.changed
         for task, spot in zip(tasks, landed, strict=False):
-            host = self.cluster.ids[spot.host]
             self.assignments.append(
-                Assignment(task.task_id, host, spot.ports, spot.interface, spot.address, spot.footprint)
+                Assignment(
+                    task.task_id, ids[spot.host], spot.ports, spot.interface, spot.address, spot.footprint
+                )
             )
-            self.changed.append(spot.host)
-        self.seen[cls.job_id] = len(self.changed)
-        bucket.usage += req * len(landed)
+            changed.append(spot.host)
+        self.seen[cls.job_id] = len(changed)
+        if len(landed) == 1:
+            bucket.usage += req  # (x 1: the same sums)
+        elif landed:
+            bucket.usage += req * len(landed)
         rest = tasks[len(landed) :]
         if len(landed) < count:
             reason, message, rejections = explain(placer.ctx)
@@ -122,16 +133,18 @@ class _Iteration:
             bucket.classes[0] = (cls, rest)
 
     def _placer(self, cls: JobClass, weights: Weights) -> ClassPlacer:
-        """The class's placer: built on first use, caught up with other classes' placements after."""
-        placer = self.placers.get(cls.job_id)
-        if placer is None:
-            ctx = build_context(
-                self.cluster,
-                cls,
-                need_zones=weights.job_spread_zone > 0,
-                job_spread=weights.job_spread_host > 0,
-            )
-            placer = self.placers[cls.job_id] = ClassPlacer(ctx, weights, self.tiebreak, self.shapes)
-        else:
-            placer.catch_up(self.changed[self.seen[cls.job_id] :])
+        """The class's placer, built on first use."""
+        ctx = build_context(
+            self.cluster,
+            cls,
+            need_zones=weights.job_spread_zone > 0,
+            job_spread=weights.job_spread_host > 0,
+            masks=self.masks,
+        )
+        placer = self.placers[cls.job_id] = ClassPlacer(ctx, weights, self.tiebreak, self.shapes)
+        return placer
+
+    def _resume(self, placer: ClassPlacer, job_id: str) -> ClassPlacer:
+        """A class placed before: caught up with other classes' placements since."""
+        placer.catch_up(self.changed[self.seen[job_id] :])
         return placer

@@ -1,15 +1,19 @@
 """The fast path for one task of a class: hosts grouped by shape, each group in order of its host part.
 
 A full scan scores every host for every class: for an iteration of many one-task classes, most of its
-time. When a class's score is ``separable`` (``Scoring``: the affine scorers and at most image locality —
-no zone term, no soft constraint, no job spreading), a host's score is
+time. When a class's score is ``separable`` (``Scoring``: the affine scorers, image locality and soft
+constraints; no job spreading; zone terms, if any, that do not depend on where the class may go —
+``ZoneTerms.flat``: none of the job's tasks placed yet), a host's score is
 
-    ((host part + jitter) + task part of the host's shape) + image share if the host ran the image
+    ((((host part + jitter) + task part of the host's shape) + image share if the host ran the image)
+        + soft share x the soft constraints it meets) + its zone's term
 
 one float32 addition at a time. The host part (weight x utilization now) and the jitter do not depend on
 the class; the task part depends on the host only through its totals — its *shape*, of which a fleet has
 a handful (its instance types). Rounding is monotone, so among the hosts of one shape that did not run
-the image, a host with a larger host part + jitter never scores lower.
+the image, a host with a larger host part + jitter never scores lower than the same sum with the most
+the soft constraints can add to a host of that shape (each static one any of its hosts meets, the job's
+rules as met) and the largest zone term: that sum bounds the hosts past the head.
 
 ``ShapeIndex`` keeps, for one iteration, the hosts that could take a task of any class queued (schedulable,
 no exclusive task, room for the least any of them asks), in order of shape, then host part + jitter
@@ -20,16 +24,19 @@ the first host past the head bounds the score of all the others of that shape (a
 has free, whether they could take the task at all), and where the bound reaches the best score the head
 grows and the candidates are scored again. Every host that could reach the best score is
 among the candidates, scored bitwise as the full scan scores it, so the answer is the full scan's,
-ties included (the lowest index among equal scores).
+ties included (the lowest index among equal scores). Candidates are checked for resources and static
+constraints all at once; the rules that seldom turn a host away (ports, network, exclusive, unique, zone
+balance) only for the best few, one by one in plain Python (``_first_fit``), then all at once.
 
-The order is built once ``WARM`` one-task classes were placed (for fewer, scanning is cheaper), and again
-once ``REBUILD`` changed hosts are candidates of their own, or when a class asks for less than the order
-was built for. With no feasible candidate, or past ``MOST`` candidates, the index gives up: the caller
-scans.
+The order is built once ``WARM`` one-task classes were placed (for fewer, scanning is cheaper) — at the
+first one if the tier has that many one-task classes queued (``expect``) — and again once ``REBUILD``
+changed hosts are candidates of their own, or when a class asks for less than the order was built for.
+With no feasible candidate, or past ``MOST`` candidates, the index gives up: the caller scans.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -119,7 +126,17 @@ class ShapeIndex:
         self.extra_hosts: Ints = _NO_HOSTS
         self.images: dict[str, Ints] = {}  # image -> the hosts that had run it when first asked
         self.asked = 0  # one-task placements asked for so far
+        self.coming = 0  # one-task classes queued when the tier's serving began (``expect``)
         self.pinned: dict[tuple[tuple[str, str], ...], Bools] = {}  # hard attribute constraints -> ``_held``
+        # ... -> the heads they narrow (with the heads they were narrowed from)
+        self.pinned_heads: dict[tuple[tuple[str, str], ...], tuple[_Heads, _Heads]] = {}
+        self.buffer: Ints = np.zeros(64, dtype=np.int64)  # holds ``extra_hosts``
+        self.soft_met: dict[tuple[tuple[str, str], ...], Ints] = {}  # soft constraints -> ``_soft``
+
+    def expect(self, classes: Iterable[tuple[JobClass, list[PendingTask]]]) -> None:
+        """A tier is about to be served: with ``WARM`` one-task classes or more queued, the order pays
+        for itself, so there is no reason to scan the first few in full."""
+        self.coming = sum(1 for _, tasks in classes if len(tasks) == 1)
 
     def affine(self, scoring: Scoring, rows: Rows) -> Floats:
         """The rows' affine score plus jitter (a fresh float32 array): (host part + jitter) + task part
@@ -137,41 +154,47 @@ class ShapeIndex:
         task += self.host[rows.sel]
         return task
 
-    def best(self, ctx: ClassContext, scoring: Scoring) -> int | None:
+    def best(
+        self, ctx: ClassContext, scoring: Scoring, zones: tuple[Ints, Floats] | None = None
+    ) -> int | None:
         """The host a full scan would pick for one task of the class; None when the index cannot tell
-        cheaply (then the caller scans). Only for a ``separable`` score without zone terms."""
+        cheaply (then the caller scans). Only for a ``separable`` score; ``zones``: its zone terms (each
+        host's slot, each slot's term), when they add anything."""
         if not ENABLED or self.cluster.size == 0 or not scoring.separable:
             return None
         self.asked += 1
-        if self.asked <= WARM:  # a few one-task classes among many larger ones: not worth an order
+        if self.asked <= WARM and self.coming < WARM:  # a few among many larger ones: not worth an order
             return None
         table = self._table(scoring)
         if scoring.constant:
             table = table + np.float32(scoring.constant)
-        if not all(a >= b for a, b in zip(ctx.need.tolist(), self.least, strict=True)):
+        if not all(map(operator.ge, ctx.need.tolist(), self.least)):
             self._order(np.minimum(np.minimum(self.floor, ctx.need), floor(self.queue)))
         elif len(self.extra) >= REBUILD:
             self._order(self.floor)
         extra = [self.extra_hosts] if self.extra else []
         if ctx.image is not None:
             extra.append(self._image(ctx))
-        heads = self.heads
-        if ctx.static_masks:  # pinned to some hosts: shapes with none of them are out of the question
-            heads = _Heads.of(self, self.head, np.where(self._held(ctx), self.ends, self.starts))
+        # Pinned to some hosts: shapes with none of them are out of the question.
+        heads = self._pinned(ctx) if ctx.static_masks else self.heads
+        of, host = self.shapes.of, self.host
+        # What the soft constraints and the zone terms may add to a host past the heads, at most.
+        soft = self._soft(ctx, scoring)
+        most = NEG if zones is None else zones[1].max()
         while True:
             cand = np.concatenate((heads.hosts, *extra)) if extra else heads.hosts
             if cand.size == 0 or cand.size > MOST:
                 return None
-            rows = Rows(ctx, cand)
-            s = table.take(self.shapes.of.take(cand))
-            s += self.host.take(cand)
-            scoring.finish(s, rows)
-            s[~feasible(rows)] = NEG
-            b = int(s.argmax())
-            top = s[b]
-            if top == NEG:
+            s = table.take(of.take(cand))
+            s += host.take(cand)
+            scoring.finish(s, Rows(ctx, cand))
+            if zones is not None:  # as the placement adds them to its local scores
+                s += zones[1].take(zones[0].take(cand))
+            b = _first_fit(ctx, cand, s)
+            if b < 0:
                 return None  # nothing feasible in the heads (a pinned or a large class): scan
-            grow = heads.short(ctx, table, top)
+            top = s[b]
+            grow = heads.short(ctx, table, top, soft, most)
             if grow is None:
                 break
             head = heads.head.copy()
@@ -179,9 +202,41 @@ class ShapeIndex:
             heads = _Heads.of(self, head, heads.ends)
         if heads.head is not self.head and not ctx.static_masks:  # not one pinned class's depth
             self._deepen(heads.head)
-        if np.count_nonzero(s == top) > 1:  # equal scores: the lowest index, as the full scan's argmax
-            return int(cand[s == top].min())
+        equal = s == top
+        if np.count_nonzero(equal) > 1:  # equal scores: the lowest index that passes every filter, as the
+            tied = sorted(cand.take(equal.nonzero()[0]).tolist())  # full scan's argmax picks
+            return int(next(h for h in tied if _fits(ctx, h)))
         return int(cand[b])
+
+    def _soft(self, ctx: ClassContext, scoring: Scoring) -> Floats | None:
+        """Per shape, the most the class's soft constraints add to a host of that shape (as ``finish``
+        adds it): the static ones a host of the shape meets (any host, worked out once per set of soft
+        constraints), the job's rules (``unique_host``, ``exclusive_host``) as met. None: no soft term."""
+        if not (ctx.soft_static or ctx.soft_unique or ctx.soft_exclusive):
+            return None
+        key = tuple(sorted(ctx.cls.soft.items()))
+        met = self.soft_met.get(key)
+        if met is None:
+            count = self.shapes.inv_total.shape[1]
+            met = np.full(count, ctx.soft_unique + ctx.soft_exclusive, dtype=np.int64)
+            for mask in ctx.soft_static:
+                met += np.bincount(self.shapes.of[mask[: self.cluster.size]], minlength=count) > 0
+            self.soft_met[key] = met
+        total = len(ctx.soft_static) + ctx.soft_unique + ctx.soft_exclusive + ctx.soft_zone_balance
+        return scoring.soft_part(met, total)
+
+    def _pinned(self, ctx: ClassContext) -> _Heads:
+        """The heads of the shapes with a host the class's hard attribute constraints allow (worked out
+        once per set of constraints while the heads stay as they are)."""
+        key = tuple(sorted((name, ctx.cls.hard[name]) for name in ctx.static_masks))
+        found = self.pinned_heads.get(key)
+        if found is None or found[0] is not self.heads:
+            held = self._held(key, ctx)
+            found = self.pinned_heads[key] = (
+                self.heads,
+                _Heads.of(self, self.head, np.where(held, self.ends, self.starts)),
+            )
+        return found[1]
 
     def _table(self, scoring: Scoring) -> Floats:
         """The class's task part per shape, worked out once (every row of the class reads the same
@@ -208,12 +263,12 @@ class ShapeIndex:
         self.floor = np.full(R, np.inf)  # no order yet
         self.least = self.floor.tolist()
         self.in_heads = np.zeros(n, dtype=bool)
-        self.dirty, self.extra = set(), []
+        self.dirty, self.extra, self.extra_hosts = set(), [], _NO_HOSTS
+        self.pinned_heads, self.soft_met = {}, {}
 
-    def _held(self, ctx: ClassContext) -> Bools:
-        """Per shape, whether any of its hosts meets the class's hard attribute constraints (they hold
-        for the whole iteration: worked out once per set of constraints)."""
-        key = tuple(sorted((name, ctx.cls.hard[name]) for name in ctx.static_masks))
+    def _held(self, key: tuple[tuple[str, str], ...], ctx: ClassContext) -> Bools:
+        """Per shape, whether any of its hosts meets the class's hard attribute constraints ``key`` (they
+        hold for the whole iteration: worked out once per set of constraints)."""
         found = self.pinned.get(key)
         if found is None:
             count = self.shapes.inv_total.shape[1]
@@ -251,13 +306,26 @@ class ShapeIndex:
                     self.extra.append(h)
                     added = True
         if added:
-            self.extra_hosts = np.array(self.extra, dtype=np.int64)
+            self._extra_hosts()
+
+    def _extra_hosts(self) -> None:
+        """``extra`` as an array: written into a buffer as it grows (one host a class, mostly)."""
+        k, known = len(self.extra), self.extra_hosts.size
+        if k > self.buffer.size:
+            self.buffer = np.zeros(max(2 * k, 64), dtype=np.int64)
+            known = 0
+        if known < k and self.extra_hosts.base is self.buffer:
+            self.buffer[known:k] = self.extra[known:]
+        else:
+            self.buffer[:k] = self.extra
+        self.extra_hosts = self.buffer[:k]
 
     def _deepen(self, head: Ints) -> None:
         """Keep a deeper head where the class needed one: the next classes likely need it too."""
         self._heads(np.minimum(np.maximum(self.head, head), DEEPEST))
         self.extra = [h for h in self.extra if not self.in_heads[h]]
-        self.extra_hosts = np.array(self.extra, dtype=np.int64)
+        self.extra_hosts = _NO_HOSTS
+        self._extra_hosts()
 
     def _heads(self, head: Ints) -> None:
         self.in_heads[self.heads.hosts] = False
@@ -296,6 +364,54 @@ class ShapeIndex:
         self.images = {}  # a host that ran an image since the lists were made is no longer a changed one
 
 
+TRIES = 8  # candidates checked one by one for the rules before the rest are checked all at once
+
+
+def _first_fit(ctx: ClassContext, cand: Ints, s: Floats) -> int:
+    """Where in ``cand`` the best score ``s`` of a host that passes every filter is (-1: none); the others'
+    scores set to -inf as far as it looked. Resources and the static constraints turn most hosts away:
+    they are checked for all at once; the rules (ports, network, exclusive, unique) seldom do: checked
+    for the best few, one by one, and then for all at once."""
+    # ``fits_resources`` (numpy's reductions called directly: the methods add a Python call each).
+    ok: Bools = np.logical_and.reduce(ctx.cluster.free.take(cand, axis=1) >= ctx.need[:, None], axis=0)
+    ok &= ctx.static.take(cand)
+    np.putmask(s, ~ok, NEG)
+    for _ in range(TRIES):
+        b = int(s.argmax())
+        if s[b] == NEG:
+            return -1
+        if _fits(ctx, int(cand[b])):
+            return b
+        s[b] = NEG
+    np.putmask(s, ~feasible(Rows(ctx, cand)), NEG)
+    b = int(s.argmax())
+    return -1 if s[b] == NEG else b
+
+
+def _fits(ctx: ClassContext, h: int) -> bool:
+    """``feasible`` for host ``h`` but resources and static constraints (``_first_fit`` has checked those),
+    in plain Python: the same rules as ``filters``, for one host."""
+    c, cls = ctx.cluster, ctx.cls
+    if (ctx.exclusive or c.exclusive_tasks) and (
+        c.exclusive[h] != 0 or (ctx.exclusive and c.task_count[h] != 0)
+    ):
+        return False
+    if ctx.unique and ctx.job_on_host[h] != 0:
+        return False
+    if ctx.zone_balance and ctx.zone.size:
+        z = int(ctx.zone[h])
+        count = int(ctx.zone_count[z]) if z >= 0 else 0
+        if not (count <= ctx.zone_least and count < ctx.zone_limit):
+            return False
+    if cls.ports and c.ports_free[h] < cls.ports:
+        return False
+    if cls.sg_code is not None:
+        room = c.sg_room.get(cls.sg_code)
+        if c.iface_addrs[h] <= 0 and (room is None or room[h] <= 0):
+            return False
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class _Heads:
     """The first ``head`` hosts of each shape's order (up to ``ends``), and what bounds the rest."""
@@ -317,13 +433,22 @@ class _Heads:
         at = np.minimum(stop, index.hosts.size - 1)
         return cls(head, ends, hosts, np.where(more, index.keys[at], NEG), index.room[:, at])
 
-    def short(self, ctx: ClassContext, task: Floats, top: np.float32) -> Ints | None:
+    def short(
+        self, ctx: ClassContext, task: Floats, top: np.float32, soft: Floats | None, most: np.float32
+    ) -> Ints | None:
         """The shapes whose heads are too short to be sure of ``top`` (the best score among the
-        candidates): a host past the head might reach it and have the room. None: the heads do."""
+        candidates): a host past the head might reach it and have the room. None: the heads do.
+        ``soft``, ``most``: the most the soft constraints (per shape) and the zone terms may add."""
         if not self.next_key.size:
             return None
-        could = self.next_key + task >= top  # the bound: rounding is monotone, image hosts are candidates
-        if not could.any():
+        # The bound, added up as a host's score is: rounding is monotone, image hosts are candidates.
+        bound = self.next_key + task
+        if soft is not None:
+            bound += soft
+        if most != NEG:
+            bound += most
+        could = bound >= top
+        if not np.logical_or.reduce(could):
             return None
         could &= (self.next_room >= ctx.need[:, None]).all(axis=0)
         return np.flatnonzero(could) if could.any() else None

@@ -14,6 +14,7 @@ tasks than its size.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -24,6 +25,7 @@ from corral.scheduler.scorers.spreading import zone_spread
 
 NEG = -np.inf
 NOWHERE = 1 << 62  # the fewest tasks among no zone at all: no zone is held back
+_NO_SCORES: Floats = np.zeros(0, dtype=np.float32)
 
 
 class ZoneTerms:
@@ -31,16 +33,36 @@ class ZoneTerms:
         self.ctx = ctx
         self.spread_share = spread_share
         self.soft_share = soft_share
-        self.zones = zones = len(ctx.zone_count)
-        self.slot: Ints = np.where(ctx.zone >= 0, ctx.zone, zones)  # hosts without a zone: a neutral slot
+        self.zones = len(ctx.zone_count)
+        self.flat_terms: Floats | None = None  # ``flat``'s answer, once worked out
         # Per slot: hosts the class may take now by every rule but zone balance. Counted from the class's
         # local scores once the job has tasks to balance (before that every zone is alike), then kept
         # current by ``moved``.
         self.room: Ints | None = None
 
+    @functools.cached_property
+    def slot(self) -> Ints:
+        """Each host's slot: its zone, or a neutral slot for hosts without one (worked out when first
+        needed: a placement whose zone terms stay flat never asks)."""
+        slot: Ints = np.where(self.ctx.zone >= 0, self.ctx.zone, self.zones)
+        return slot
+
     @staticmethod
     def needed(ctx: ClassContext, spread_share: float) -> bool:
         return bool(ctx.zone.size) and (spread_share > 0 or ctx.zone_balance or ctx.soft_zone_balance)
+
+    def flat(self) -> Floats | None:
+        """Each slot's term now, when it does not depend on where the class may go: no spreading to score
+        and none of the job's tasks placed yet, so every zone has the fewest (the soft rule's share where
+        it counts) and none is over the cap (of at least one, for a job of at least one task). None
+        otherwise. A placement may then add the slot's term to a host's local score without scoring the
+        others (``shapes.py``)."""
+        ctx = self.ctx
+        if self.spread_share or self.room is not None or ctx.cls.size < 1 or ctx.zone_count.any():
+            return None
+        if self.flat_terms is None:  # the same whenever asked while nothing of the job is placed
+            self.flat_terms = self.per_zone(_NO_SCORES)
+        return self.flat_terms
 
     def moved(self, idx: Ints | int, before: Floats | float, after: Floats | float) -> None:
         """Hosts ``idx`` got new local scores (``before`` -> ``after``; -inf: the class may not go there)."""

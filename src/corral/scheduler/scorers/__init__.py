@@ -96,15 +96,15 @@ class Scoring:
     others: tuple[tuple[float, Scorer], ...]
     affine: bool  # any affine scorer at all
     host_dims: tuple[tuple[int, float], ...]  # (resource, float32 weight) with a weight, in summing order
-    # Whether, besides the affine part, only image locality tells hosts apart (a 0/1 mask): then among
-    # hosts of one shape the score is monotone in the host part (``shapes.py``).
+    # Whether, besides the affine part, only image locality (a 0/1 mask) and soft constraints (a count of
+    # 0/1 terms) tell hosts apart: then among hosts of one shape with the same image and soft terms the
+    # score is monotone in the host part, and bounded by the most those terms can add (``shapes.py``).
     separable: bool
 
     @classmethod
     def of(cls, ctx: ClassContext, scorers: tuple[tuple[float, Scorer], ...]) -> Scoring:
-        constant, weight, weight32, others, host_dims = _fold(scorers)
+        constant, weight, weight32, others, host_dims, separable = _fold(scorers)
         per_task = (weight * ctx.req).astype(np.float32)
-        separable = all(scorer is image_locality for _, scorer in others)
         return cls(constant, weight32, per_task, others, bool(host_dims), host_dims, separable)
 
     def __call__(self, rows: Rows) -> Floats:
@@ -138,6 +138,18 @@ class Scoring:
             out += part
         return out
 
+    def soft_part(self, satisfied: Floats, count: int) -> Floats | None:
+        """What the soft-constraint scorer adds to a host that satisfies ``satisfied`` (one number per
+        entry) of the class's ``count`` soft constraints — the same float32 steps as ``soft_constraints``
+        and ``finish``; None without that scorer."""
+        for share, scorer in self.others:
+            if scorer is soft_constraints:
+                part: Floats = satisfied.astype(np.float32)
+                part *= np.float32(1.0 / count)
+                part *= share
+                return part
+        return None
+
     def host_part(self, util: Floats, sel: slice | Ints | int, size: int) -> Floats:
         """Sum of weight x utilization of the hosts ``sel``, resource by resource in a fixed order and
         element by element, so a host sums the same alone or with others (a fresh float32 array of
@@ -153,19 +165,19 @@ class Scoring:
     def task_table(self, inv_total: Floats) -> Floats:
         """Sum of weight x request / total for each column of ``inv_total`` (float32 per column; the
         constant not added)."""
-        out: Floats = np.zeros(inv_total.shape[1], dtype=np.float32)
-        for d, p in enumerate(self.per_task.tolist()):
-            if p:
-                out += inv_total[d] * p
+        # Row by row down the resources, in order (a reduction over the outer axis adds the rows one
+        # after another): the same sums as adding each resource's products in turn.
+        out: Floats = np.add.reduce(inv_total * self.per_task[:, None], axis=0)
         return out
 
 
 @functools.lru_cache(maxsize=256)
 def _fold(
     scorers: tuple[tuple[float, Scorer], ...],
-) -> tuple[float, Floats, Floats, tuple[tuple[float, Scorer], ...], tuple[tuple[int, float], ...]]:
-    """The affine scorers' constant and weight per resource (float64 and float32), the other scorers, and
-    the resources with a weight (each with its float32 weight): worked out once per set of scorers."""
+) -> tuple[float, Floats, Floats, tuple[tuple[float, Scorer], ...], tuple[tuple[int, float], ...], bool]:
+    """The affine scorers' constant and weight per resource (float64 and float32), the other scorers, the
+    resources with a weight (each with its float32 weight), and whether the score is ``separable``:
+    worked out once per set of scorers."""
     constant = 0.0
     weight = np.zeros(R)
     others = []
@@ -180,4 +192,5 @@ def _fold(
     weight32 = weight.astype(np.float32)
     weight.flags.writeable = weight32.flags.writeable = False
     host_dims = tuple((d, w) for d, w in enumerate(weight32.tolist()) if w)
-    return constant, weight, weight32, tuple(others), host_dims
+    separable = all(scorer is image_locality or scorer is soft_constraints for _, scorer in others)
+    return constant, weight, weight32, tuple(others), host_dims, separable
