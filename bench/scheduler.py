@@ -4,7 +4,8 @@ cluster before the next one). Only the ``schedule()`` calls are timed; generatin
 building snapshots and applying plans are not.
 
 Prints one JSON line per scenario on stdout (medians over ``--runs`` runs with different seeds; with
-``--verbose`` also one line per run), progress on stderr:
+``--verbose`` also one line per run), progress on stderr. The collector runs with the master's thresholds
+(``corral.cli.servers.tune_gc``; ``--default-gc`` keeps Python's, ~10 % slower on the worst case):
 
     python bench/scheduler.py                        # every scenario, 3 runs each
     python bench/scheduler.py --scenario large --runs 5
@@ -83,6 +84,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+from corral.cli.servers import tune_gc
 from corral.domain.capacity import Tier
 from corral.domain.resources import Resources
 from corral.scheduler import (
@@ -728,6 +730,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
+        "--default-gc",
+        action="store_true",
+        help="keep Python's default collector thresholds (the master raises them: tune_gc)",
+    )
+    parser.add_argument(
         "--scenario", action="append", choices=list(SCENARIOS), help="repeatable; default all"
     )
     parser.add_argument("--runs", type=int, default=3, help="runs per scenario, each with its own seed")
@@ -735,6 +742,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--verbose", action="store_true", help="also print one line per run")
     args = parser.parse_args()
+    if not args.default_gc:
+        tune_gc()  # as the master runs the scheduler (corral.cli.servers)
     sizes = QUICK if args.quick else FULL
     for name in args.scenario or list(SCENARIOS):
         scenario = SCENARIOS[name]
