@@ -95,3 +95,27 @@ def test_the_next_deadline_includes_the_end_of_settling_only_when_held_tasks_wai
     view.step(register("h1", *strangers("h1", 1)), 1.0)
     view.beat(29.0)
     assert next_deadline(view.book, view, POLICY) == 30.0
+
+
+def test_a_tick_after_the_leaders_own_stall_judges_no_host_silent() -> None:
+    """Found under load: the leader's loop stalled 15 s; the heartbeats of that time waited unread in its
+    sockets, so that silence was the leader's own. Silence counts up to when the leader last listened
+    (the tick's due time); a dead agent is still found, its silence growing tick by tick."""
+    view = FakeView().add(task("t1", S.STARTED))
+    view.connect("h1", at=0.0)
+    late = view.step(Tick(late_s=POLICY.heartbeat_timeout_s), 12.5)
+    assert (late.close_sessions, late.unreachable, late.stimuli) == ((), (), ())
+    assert any("stalled" in line.message for line in late.logs)
+    assert set(view.sessions) == {"h1"}
+    view.beat(12.6)  # what the stall held back is read: the agent was alive all along
+    assert view.step(Tick(), 13.0).unreachable == ()
+    # Still silent after a tick on time: unreachable, as before; and even when every tick is late.
+    assert view.step(Tick(late_s=3.0), 12.6 + POLICY.heartbeat_timeout_s + 1.0).unreachable == ()
+    assert view.step(Tick(late_s=6.0), 12.6 + POLICY.heartbeat_timeout_s + 6.0).unreachable != ()
+
+
+def test_a_tick_a_little_late_judges_as_usual() -> None:
+    view = FakeView().add(task("t1", S.STARTED))
+    view.connect("h1", at=0.0)
+    d = view.step(Tick(late_s=0.5), 12.5)
+    assert d.unreachable == (Unreachable("h1", "missed heartbeats for 12.0s"),)

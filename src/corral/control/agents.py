@@ -297,9 +297,10 @@ class AgentHub:
             due = next_deadline(self.book, _View(self, sessions=False), self.policy)
             if due is None or now < due:
                 return
+        late = now - self._next_tick if self._next_tick else 0.0  # past due: the loop was busy or starved
         self._next_tick = now + self._tick_every
         self.quarantine.expire(now)
-        self._apply(self._decide(Tick(), now), now)
+        self._apply(self._decide(Tick(late_s=max(0.0, late)), now), now)
 
     # -- messages from agents -------------------------------------------------------------------
 

@@ -43,7 +43,10 @@ class StatusReported:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """Time passed: heartbeats, awaited hosts and held unknown tasks are checked against ``now``."""
+    """Time passed: heartbeats, awaited hosts and held unknown tasks are checked against ``now``.
+    ``late_s``: how far past its due time the shell got to this tick (its loop was busy or starved)."""
+
+    late_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,7 @@ def handle(view: FleetView, event: FleetEvent, now: float, policy: FleetPolicy) 
         case StatusReported():
             _status(view, draft, event, now, policy)
         case Tick():
-            _tick(view, draft, now, policy)
+            _tick(view, draft, now, event.late_s, policy)
         case Disconnected():
             current = view.sessions.get(event.host_id)
             if current is not None and current.session_id == event.session_id:
@@ -194,13 +194,19 @@ def _status(view: FleetView, draft: Draft, event: StatusReported, now: float, po
     budget.consider(view, draft, strangers, now, policy)
 
 
-def _tick(view: FleetView, draft: Draft, now: float, policy: FleetPolicy) -> None:
+def _tick(view: FleetView, draft: Draft, now: float, late_s: float, policy: FleetPolicy) -> None:
+    """Silence is judged up to when the leader last listened: a tick ``late_s`` past its due time means
+    the leader's own loop was busy or starved since, and what the agents sent meanwhile is still unread
+    in its sockets (under load a leader stalled 15 s and then found every host silent)."""
+    heard_until = now - late_s
+    if late_s >= policy.heartbeat_timeout_s / 2:
+        draft.log("warning", f"the leader's loop stalled {late_s:.1f}s: silence is judged up to before it")
     for host, session in view.sessions.items():
-        silent = now - session.last_seen
+        silent = heard_until - session.last_seen
         if silent >= policy.heartbeat_timeout_s:
             draft.closes.append(SessionClose(host, session.session_id, f"no heartbeat for {silent:.1f}s"))
             _lose_host(view, draft, host, f"missed heartbeats for {silent:.1f}s", now)
-    due = [host for host, deadline in draft.book.awaiting.items() if deadline <= now]
+    due = [host for host, deadline in draft.book.awaiting.items() if deadline <= heard_until]
     if due:
         awaiting = {h: d for h, d in draft.book.awaiting.items() if h not in due}
         draft.book = replace(draft.book, awaiting=awaiting)
