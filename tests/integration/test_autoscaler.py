@@ -6,6 +6,9 @@ going below its budget, and ``corral hostgroup explain`` says why each host is k
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -132,3 +135,47 @@ def test_consolidation_moves_a_service_within_its_budget_and_removes_hosts(tmp_p
         assert moved, "no task was moved make-before-break"
         explain = master.http.get("/api/v1/hostgroups/svc/explain").json()
         assert all(h["verdict"] in ("kept", "removing", "terminating") for h in explain["hosts"])
+
+
+def test_a_host_gone_silent_is_replaced_then_terminated(tmp_path: Path) -> None:
+    """Point 4 end to end: an agent frozen (SIGSTOP: its process lives, the provider still lists it) goes
+    unreachable; past ``replace_after_s`` the group asks for a new host as it drains the bad one, and
+    terminates the bad one through the provider only after — which ends the frozen process."""
+    with autoscaled(tmp_path) as master:
+        put_group(master, "bad", replace_after_s=1.0, replace_max_percent=50.0)
+        wait_for(lambda: len(group_hosts(master, "bad")) == 2, 60, what="min size: 2 hosts")
+        first = {h["id"] for h in group_hosts(master, "bad")}
+        job = master.submit(batch_job(["sleep", "1000"], size=2))
+        wait_for(lambda: len(master.tasks(job["id"], ["Started"])) == 2, 60, what="2 tasks started")
+        folder = master.data_dir / "providers" / "local" / "bad" / "instances"
+        records = {r["instance_id"]: r for r in (json.loads(p.read_text()) for p in folder.glob("*.json"))}
+        victim = sorted(first)[0]
+        pid = int(records[victim]["pid"])
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            wait_for(
+                lambda: victim in terminated(master, "bad"), 90, what=f"{victim} replaced and terminated"
+            )
+            wait_for(lambda: len(group_hosts(master, "bad")) == 2, 60, what="the group back to 2 ready hosts")
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        now = {h["id"] for h in group_hosts(master, "bad")}
+        assert victim not in now and len(now - first) == 1, (first, now)
+        wait_for(lambda: not _alive(pid), 30, what="the frozen agent's process ended by the provider")
+        done = [(a["action"], a["detail"]) for a in actions(master, "bad")]
+        ups = [i for i, (kind, detail) in enumerate(done) if kind == "scale_to" and "replace" in detail]
+        down = [i for i, (kind, _) in enumerate(done) if kind == "terminate"]
+        assert ups and down and ups[0] < down[0], done  # the new host asked before the bad one goes
+        assert terminated(master, "bad") == [victim]
+        # The job's task on the bad host was lost and replaced: the batch still runs 2 tasks.
+        wait_for(lambda: len(master.tasks(job["id"], ["Started"])) == 2, 60, what="2 tasks running again")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
