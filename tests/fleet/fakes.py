@@ -88,7 +88,8 @@ class FakeView:
         if decision.accept_session:
             assert isinstance(event, Registered)
             self.sessions[event.host_id] = SessionInfo(event.session_id, event.credential.token_id, now, now)
-            if self.undelivered.get(event.host_id, ("",))[0] == event.credential.token_id:
+            minted = self.undelivered.get(event.host_id)
+            if minted is not None and minted[0] == event.credential.token_id:
                 del self.undelivered[event.host_id]  # presented: it reached its agent
         if decision.mint_credential_for is not None:
             assert isinstance(event, Registered)

@@ -200,7 +200,8 @@ class AgentHub:
             self._report(decision)
             raise RegistrationRefused(decision.refused)
         previous = self.state.hosts.get(msg.agent_id)
-        if self._undelivered.get(msg.agent_id, ("",))[0] == credential.token_id:
+        minted = self._undelivered.get(msg.agent_id)
+        if minted is not None and minted[0] == credential.token_id:
             del self._undelivered[msg.agent_id]  # presented: it reached its agent
         self.sessions[msg.agent_id] = session
         self._open[str(session.id)] = session
