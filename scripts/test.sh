@@ -27,4 +27,6 @@ step "layer contract (import-linter)"
 
 step "pytest (unit, property, integration, end-to-end)"
 # pytest exits 5 when it collects nothing: with -e that fails the run, as it should.
-"$B/pytest" -q -p no:cacheprovider "$@"
+# Two workers (CORRAL_TEST_WORKERS): most integration tests wait on processes they started; tests that
+# share the Docker Engine, the firewall or the browser stay on one worker (tests/conftest.py).
+"$B/pytest" -q -p no:cacheprovider -n "${CORRAL_TEST_WORKERS:-2}" --dist loadgroup "$@"
