@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.cluster import free_port, wait_for
+from tests.support.cluster import free_port, process_alive, wait_for
 from tests.support.specs import batch_job
 
 pytestmark = pytest.mark.integration
@@ -87,21 +87,12 @@ def test_up_autoscale_starts_agent_processes_as_needed_and_stops_them_with_itsel
         assert httpx.post(f"{url}/api/v1/jobs", json=spec, headers=auth, timeout=5).status_code == 201
         wait_for(lambda: hosts(url, auth) == 3, 60, what="a third agent to keep one host idle")
         pids = wait_for(lambda: len(p := _pids(tmp_path)) == 3 and p, 10, what="3 instance records")
-        assert all(_alive(pid) for pid in pids)
+        assert all(process_alive(pid) for pid in pids)
     finally:
         stop(proc)
-    wait_for(lambda: not any(_alive(pid) for pid in pids), 30, what="the agents to stop with `up`")
+    wait_for(lambda: not any(process_alive(pid) for pid in pids), 30, what="the agents to stop with `up`")
 
 
 def _pids(tmp: Path) -> list[int]:
     records = (tmp / "data" / "providers" / "local" / "local" / "instances").glob("*.json")
     return [int(json.loads(r.read_text())["pid"]) for r in records]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split()[2] != "Z"

@@ -19,7 +19,7 @@ from corral.domain.hostgroup import HostGroup
 from corral.providers import ProviderContext
 from corral.providers.local import LocalProvider
 from tests.integration.test_rollouts import Poller, probed_service, ready
-from tests.support.cluster import AGENT_TOKEN, MasterProcess, wait_for
+from tests.support.cluster import AGENT_TOKEN, MasterProcess, process_alive, wait_for
 from tests.support.specs import batch_job
 
 pytestmark = pytest.mark.integration
@@ -162,7 +162,7 @@ def test_a_host_gone_silent_is_replaced_then_terminated(tmp_path: Path) -> None:
                 os.kill(pid, signal.SIGCONT)
         now = {h["id"] for h in group_hosts(master, "bad")}
         assert victim not in now and len(now - first) == 1, (first, now)
-        wait_for(lambda: not _alive(pid), 30, what="the frozen agent's process ended by the provider")
+        wait_for(lambda: not process_alive(pid), 30, what="the frozen agent's process ended by the provider")
         done = [(a["action"], a["detail"]) for a in actions(master, "bad")]
         ups = [i for i, (kind, detail) in enumerate(done) if kind == "scale_to" and "replace" in detail]
         down = [i for i, (kind, _) in enumerate(done) if kind == "terminate"]
@@ -170,12 +170,3 @@ def test_a_host_gone_silent_is_replaced_then_terminated(tmp_path: Path) -> None:
         assert terminated(master, "bad") == [victim]
         # The job's task on the bad host was lost and replaced: the batch still runs 2 tasks.
         wait_for(lambda: len(master.tasks(job["id"], ["Started"])) == 2, 60, what="2 tasks running again")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().split()[2] != "Z"

@@ -92,6 +92,16 @@ def wait_for(predicate: Callable[[], T], timeout: float = 20.0, interval: float 
     raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}; last value {last!r}")
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
 class MasterProcess:
     def __init__(
         self,
